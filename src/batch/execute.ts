@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import type { Principal } from '../domain/principals';
+import { describePrincipal } from '../domain/principals';
+import { hashPassword, verifyPassword, verifyPasswordSync, type HashPolicy } from '../domain/passwords';
+import { userKey, type UserRecord } from '../domain/users';
+import { FlexiError } from '../errors';
+import type { Store } from '../store/store';
+import type { BatchDocument } from './operations';
+import { parseBatch } from './parse';
+import { planBatch, snapshotRequest, type PlannedUser, type Snapshot } from './plan';
+import { countResults, renderResult, type Stats } from './render';
+
+export interface ExecutorOptions {
+  maxOperations: number;
+  hashPolicy: HashPolicy;
+}
+
+export interface BatchOutcome {
+  batchId: string;
+  xml: string;
+  stats: Stats;
+  dryRun: boolean;
+}
+
+const pairKey = (stored: string, plain: string): string => `${stored}\u0000${plain}`;
+
+/** Verifies re-sent plain-text passwords against the stored hashes, off the event loop. */
+async function verifyAgainstSnapshot(doc: BatchDocument, snapshot: Snapshot): Promise<Map<string, boolean>> {
+  const stored = new Map(snapshot.users.map((u) => [u.key, u.passwordHash]));
+  const checks = new Map<string, Promise<boolean>>();
+  for (const op of doc.operations) {
+    if (op.kind !== 'user' || !op.username || op.fields.password?.kind !== 'plain') continue;
+    const hash = stored.get(userKey(op.username));
+    const plain = op.fields.password.value;
+    if (hash && !checks.has(pairKey(hash, plain))) checks.set(pairKey(hash, plain), verifyPassword(hash, plain));
+  }
+  const results = new Map<string, boolean>();
+  for (const [key, check] of checks) results.set(key, await check);
+  return results;
+}
+
+async function hashNewPasswords(users: PlannedUser[], policy: HashPolicy): Promise<UserRecord[]> {
+  return Promise.all(
+    users.map(async ({ newPassword, ...user }) =>
+      newPassword === undefined ? user : { ...user, passwordHash: await hashPassword(newPassword, policy) },
+    ),
+  );
+}
+
+/**
+ * parse → lock → snapshot → plan → write + journal in one commit → answer.
+ * The same batch (id and body) arriving while it is queued or running is refused with 409,
+ * so a client that timed out and retries does not pile up copies; a different body with
+ * the same id simply waits its turn.
+ */
+export class BatchExecutor {
+  private readonly inFlight = new Set<string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: ExecutorOptions,
+  ) {}
+
+  async execute(body: string, principal: Principal, receivedAt = new Date()): Promise<BatchOutcome> {
+    const doc = parseBatch(body, { maxOperations: this.options.maxOperations });
+    const bodySha256 = createHash('sha256').update(body, 'utf8').digest('hex');
+    const flight = `${doc.id}\u0000${bodySha256}`;
+    if (this.inFlight.has(flight)) {
+      throw new FlexiError('conflict', `The batch ${doc.id} with this body is being executed right now; retry shortly for its result.`, {
+        'Retry-After': '1',
+      });
+    }
+    this.inFlight.add(flight);
+    try {
+      return await this.store.inBatch(async (tx) => {
+        const snapshot = await tx.loadSnapshot(snapshotRequest(doc), principal.scope);
+        const verified = await verifyAgainstSnapshot(doc, snapshot);
+        const plan = planBatch(doc, snapshot, {
+          principal,
+          passwordMatches: (stored, plain) => verified.get(pairKey(stored, plain)) ?? verifyPasswordSync(stored, plain),
+        });
+        const xml = renderResult({ id: doc.id, dryRun: doc.dryRun }, plan.results);
+        if (!doc.dryRun) {
+          await tx.apply({ ...plan.changes, users: await hashNewPasswords(plan.changes.users, this.options.hashPolicy) });
+          await tx.journal({
+            batchId: doc.id,
+            credential: `${principal.kind}:${principal.name}`,
+            principal: describePrincipal(principal),
+            impersonated: principal.actingUser ?? null,
+            scope: principal.scope,
+            receivedAt: receivedAt.toISOString(),
+            finishedAt: new Date().toISOString(),
+            bodySha256,
+            resultXml: xml,
+          });
+        }
+        return { batchId: doc.id, xml, stats: countResults(plan.results), dryRun: doc.dryRun };
+      });
+    } finally {
+      this.inFlight.delete(flight);
+    }
+  }
+}

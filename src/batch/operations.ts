@@ -1,0 +1,72 @@
+import type { Country } from '../domain/org-types';
+import type { Permissions } from '../domain/permissions';
+import type { RoleCode } from '../domain/roles';
+import type { UserType } from '../domain/users';
+
+export type Action = 'create-update' | 'delete';
+export type EntityType = 'USER' | 'COMPANY' | 'ACCESS_LIST' | 'UNKNOWN';
+
+/** A password as the batch gives it: plain text to hash, or a stored form to keep as given. */
+export type PasswordInput = { kind: 'plain'; value: string } | { kind: 'hashed'; stored: string };
+
+export interface UserFields {
+  password?: PasswordInput;
+  email?: string | null;
+  givenName?: string | null;
+  familyName?: string | null;
+  permissions?: Partial<Permissions>;
+  defaultRole?: RoleCode;
+  blocked?: { value: boolean; message: string | null };
+  userType?: UserType;
+}
+
+export interface CompanyFields {
+  name?: string;
+  country?: Country;
+  regNo?: string | null;
+  vatId?: string | null;
+  type?: string;
+  adminUser?: string;
+  show?: boolean;
+}
+
+interface OperationBase {
+  action: Action;
+  /** Set when the element itself is invalid; the operation is then FAILED with this message. */
+  invalid?: string;
+}
+
+export interface UserOperation extends OperationBase {
+  kind: 'user';
+  username?: string;
+  fields: UserFields;
+}
+
+export interface CompanyOperation extends OperationBase {
+  kind: 'company';
+  id?: string;
+  fields: CompanyFields;
+}
+
+export interface AccessOperation extends OperationBase {
+  kind: 'access';
+  /** From the `user` attribute, else the nearest `<user>` above. */
+  username?: string;
+  company?: string;
+  role?: RoleCode;
+}
+
+export interface UnknownOperation extends OperationBase {
+  kind: 'unknown';
+  element: string;
+  invalid: string;
+}
+
+export type Operation = UserOperation | CompanyOperation | AccessOperation | UnknownOperation;
+
+export interface BatchDocument {
+  id: string;
+  atomic: boolean;
+  dryRun: boolean;
+  operations: Operation[];
+}

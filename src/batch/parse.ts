@@ -1,0 +1,358 @@
+import { COMPANY_ID_PATTERN } from '../domain/company-id';
+import { findOrgType, isCountry, unknownOrgTypeMessage } from '../domain/org-types';
+import { findPermission, PERMISSION_NAMES, type Permissions } from '../domain/permissions';
+import { formatStoredHash, HASH_ALGORITHMS, isHashAlgorithm } from '../domain/passwords';
+import { findRole, unknownRoleMessage } from '../domain/roles';
+import { isUserType, USERNAME_PATTERN, USER_TYPES } from '../domain/users';
+import { FlexiError } from '../errors';
+import type {
+  AccessOperation,
+  Action,
+  BatchDocument,
+  CompanyFields,
+  CompanyOperation,
+  Operation,
+  UserFields,
+  UserOperation,
+} from './operations';
+import { parseXmlDocument, type XmlElement } from './xml';
+
+export interface ParseLimits {
+  maxOperations: number;
+}
+
+const ROOT = 'flexibee-batch';
+const ROOT_ATTRIBUTES = ['id', 'atomic', 'dry-run'];
+const MAX_BATCH_ID = 200;
+const MAX_TEXT = 255;
+const MAX_PASSWORD = 1024;
+
+/** Localized element names of the German copy of the original documentation. */
+const USER_ALIASES: Readonly<Record<string, string>> = {
+  Benutzername: 'username',
+  Geschenkname: 'givenName',
+  Familienname: 'familyName',
+};
+const USER_ELEMENTS = ['username', 'password', 'email', 'givenName', 'familyName', 'permissions', 'defaultRole', 'blocked', 'userType'];
+const COMPANY_ELEMENTS = ['id', 'name', 'country', 'regNo', 'vatId', 'type', 'adminUser', 'show'];
+const OPERATION_ELEMENTS = ['user', 'company', 'access'];
+
+/** Thrown inside one operation's reader; becomes that operation's FAILED message. */
+class InvalidOperation extends Error {}
+
+function invalid(message: string): never {
+  throw new InvalidOperation(message);
+}
+
+function list(names: readonly string[]): string {
+  return names.map((n) => `<${n}>`).join(', ');
+}
+
+function unknownElementMessage(name: string, parent: string, expected: readonly string[]): string {
+  const hint = expected.find((e) => e.toLowerCase() === name.toLowerCase());
+  const suffix = hint ? ` (element names are case-sensitive: did you mean <${hint}>?)` : '';
+  return `unknown element <${name}> in <${parent}>; expected ${list(expected)}${suffix}`;
+}
+
+function parseBoolean(value: string, what: string): boolean {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  return invalid(`${what} must be true or false, not '${value}'`);
+}
+
+function parseAction(element: XmlElement): Action {
+  const action = element.attributes.get('action') ?? 'create-update';
+  if (action !== 'create-update' && action !== 'delete') {
+    invalid(`unknown action '${action}' on <${element.name}>; expected create-update or delete`);
+  }
+  return action;
+}
+
+function assertAttributes(element: XmlElement, allowed: readonly string[]): void {
+  for (const name of element.attributes.keys()) {
+    if (!allowed.includes(name)) {
+      const expected = allowed.length ? allowed.join(', ') : 'none';
+      invalid(`unknown attribute '${name}' on <${element.name}>; expected ${expected}`);
+    }
+  }
+}
+
+/** The text of a leaf field; child elements inside it are an error. */
+function textOf(element: XmlElement, label = element.name): string {
+  if (element.children.length) invalid(`<${label}> must contain text, not the element <${element.children[0].name}>`);
+  return element.text;
+}
+
+function limitedText(element: XmlElement, label: string, max = MAX_TEXT): string {
+  const text = textOf(element, label);
+  if (text.length > max) invalid(`<${label}> is longer than ${max} characters`);
+  return text;
+}
+
+function optionalText(element: XmlElement, label: string): string | null {
+  return limitedText(element, label) || null;
+}
+
+/** Canonical field name → element, refusing repeats and unknown names. */
+function fieldsOf(
+  element: XmlElement,
+  expected: readonly string[],
+  aliases: Readonly<Record<string, string>> = {},
+): Map<string, XmlElement> {
+  const fields = new Map<string, XmlElement>();
+  if (element.text) invalid(`<${element.name}> must contain elements, not the text '${element.text.slice(0, 40)}'`);
+  for (const child of element.children) {
+    const name = Object.hasOwn(aliases, child.name) ? aliases[child.name] : child.name;
+    if (!expected.includes(name)) invalid(unknownElementMessage(child.name, element.name, expected));
+    if (fields.has(name)) invalid(`<${name}> is given twice in <${element.name}>`);
+    if (name !== 'password' && name !== 'blocked') assertAttributes(child, []);
+    fields.set(name, child);
+  }
+  return fields;
+}
+
+function parseUsername(text: string, label: string): string {
+  if (!USERNAME_PATTERN.test(text)) {
+    invalid(`${label} '${text}' is not valid: use 1–64 characters of A–Z, a–z, 0–9, '.', '_', '@' and '-'`);
+  }
+  return text;
+}
+
+function parsePassword(element: XmlElement): UserFields['password'] {
+  assertAttributes(element, ['hash', 'salt', 'iterations']);
+  const text = textOf(element, 'password');
+  const hash = element.attributes.get('hash');
+  if (hash === undefined) {
+    if (element.attributes.has('salt') || element.attributes.has('iterations')) {
+      invalid('<password> has a salt but no hash attribute; give hash="sha256" (or another algorithm) with a pre-hashed digest');
+    }
+    if (!text) invalid('<password> must not be empty');
+    if (text.length > MAX_PASSWORD) invalid(`<password> is longer than ${MAX_PASSWORD} characters`);
+    return { kind: 'plain', value: text };
+  }
+  if (!isHashAlgorithm(hash)) invalid(`unknown password hash '${hash}'; expected one of ${HASH_ALGORITHMS.join(', ')}`);
+  if (!/^[0-9a-fA-F]{1,256}$/.test(text)) invalid('a pre-hashed <password> must be a hexadecimal digest');
+  const salt = element.attributes.get('salt') ?? '';
+  if (salt.length > MAX_TEXT || /[\s]/.test(salt)) invalid('the password salt must be at most 255 characters without spaces');
+  let iterations = 0;
+  if (hash === 'pbkdf2') {
+    const given = element.attributes.get('iterations');
+    iterations = Number(given);
+    if (given === undefined || !/^[1-9][0-9]{0,8}$/.test(given)) {
+      invalid('a pbkdf2 <password> needs an iterations attribute with a positive whole number');
+    }
+  } else if (element.attributes.has('iterations')) {
+    invalid(`the iterations attribute belongs to pbkdf2 hashes, not ${hash}`);
+  }
+  return { kind: 'hashed', stored: formatStoredHash(hash, salt, text, iterations) };
+}
+
+function parsePermissions(element: XmlElement): Partial<Permissions> {
+  const result: Partial<Permissions> = {};
+  if (element.text) invalid('<permissions> must contain permission elements such as <createUser>true</createUser>');
+  for (const child of element.children) {
+    const name = findPermission(child.name);
+    if (!name) invalid(unknownElementMessage(child.name, 'permissions', PERMISSION_NAMES));
+    if (name in result) invalid(`the permission ${name} is given twice`);
+    assertAttributes(child, []);
+    result[name] = parseBoolean(textOf(child), `<${child.name}>`);
+  }
+  return result;
+}
+
+function readUser(element: XmlElement, op: UserOperation): void {
+  assertAttributes(element, ['action']);
+  // The username is read first so that even an otherwise invalid <user> is reported by name.
+  const named = element.children.find((c) => c.name === 'username' || c.name === 'Benutzername');
+  if (named) op.username = parseUsername(textOf(named, 'username'), 'username');
+  op.action = parseAction(element);
+  const fields = fieldsOf(element, USER_ELEMENTS, USER_ALIASES);
+  if (!op.username) invalid('a <user> needs a <username>');
+  const out: UserFields = op.fields;
+  for (const [name, field] of fields) {
+    switch (name) {
+      case 'password':
+        out.password = parsePassword(field);
+        break;
+      case 'email': {
+        const email = optionalText(field, 'email');
+        if (email !== null && !/^[^\s@<>]+@[^\s@<>]+$/.test(email)) invalid(`email '${email}' is not an e-mail address`);
+        out.email = email;
+        break;
+      }
+      case 'givenName':
+      case 'familyName':
+        out[name] = optionalText(field, name);
+        break;
+      case 'permissions':
+        out.permissions = parsePermissions(field);
+        break;
+      case 'defaultRole': {
+        const text = textOf(field);
+        out.defaultRole = findRole(text) ?? invalid(unknownRoleMessage(text));
+        break;
+      }
+      case 'blocked': {
+        assertAttributes(field, ['message']);
+        const value = parseBoolean(textOf(field), '<blocked>');
+        const message = field.attributes.get('message')?.trim() || null;
+        if (message && message.length > MAX_TEXT) invalid(`the block message is longer than ${MAX_TEXT} characters`);
+        out.blocked = { value, message: value ? message : null };
+        break;
+      }
+      case 'userType': {
+        const text = textOf(field);
+        if (!isUserType(text)) invalid(`unknown userType '${text}'; expected one of ${USER_TYPES.join(', ')}`);
+        out.userType = text;
+        break;
+      }
+    }
+  }
+}
+
+export function parseCompanyIdText(text: string, what = 'company id'): string {
+  if (!COMPANY_ID_PATTERN.test(text)) {
+    invalid(`${what} '${text}' is not valid: company ids are 1–64 characters of a–z, 0–9 and _`);
+  }
+  return text;
+}
+
+function readCompany(element: XmlElement, op: CompanyOperation): void {
+  assertAttributes(element, ['action']);
+  op.action = parseAction(element);
+  const fields = fieldsOf(element, COMPANY_ELEMENTS);
+  const out: CompanyFields = op.fields;
+  for (const [name, field] of fields) {
+    switch (name) {
+      case 'id':
+        op.id = parseCompanyIdText(textOf(field));
+        break;
+      case 'name': {
+        const text = limitedText(field, 'name');
+        if (!text) invalid('<name> must not be empty');
+        out.name = text;
+        break;
+      }
+      case 'country': {
+        const text = textOf(field).toUpperCase();
+        if (!isCountry(text)) invalid(`unknown country '${field.text}'; expected CZ or SK`);
+        out.country = text;
+        break;
+      }
+      case 'regNo': {
+        const text = limitedText(field, 'regNo', 32);
+        if (text && !/^[0-9A-Za-z]+$/.test(text)) invalid(`regNo '${text}' must contain only digits and letters`);
+        out.regNo = text || null;
+        break;
+      }
+      case 'vatId': {
+        const text = limitedText(field, 'vatId', 16).toUpperCase();
+        if (text && !/^[A-Z]{2}[0-9A-Z]{1,14}$/.test(text)) {
+          invalid(`vatId '${field.text}' is not valid: a country code followed by digits, such as CZ12345678`);
+        }
+        out.vatId = text || null;
+        break;
+      }
+      case 'type': {
+        const text = textOf(field);
+        out.type = findOrgType(text) ?? invalid(unknownOrgTypeMessage(text));
+        break;
+      }
+      case 'adminUser':
+        out.adminUser = parseUsername(textOf(field), 'adminUser');
+        break;
+      case 'show':
+        out.show = parseBoolean(textOf(field), '<show>');
+        break;
+    }
+  }
+}
+
+function readAccess(element: XmlElement, op: AccessOperation): void {
+  assertAttributes(element, ['role', 'action', 'user']);
+  if (element.children.length) invalid(`<access> contains only a company id, not the element <${element.children[0].name}>`);
+  op.action = parseAction(element);
+  const user = element.attributes.get('user');
+  if (user !== undefined) op.username = parseUsername(user, 'user');
+  if (element.text) op.company = element.text;
+  const role = element.attributes.get('role');
+  if (role !== undefined) op.role = findRole(role) ?? invalid(unknownRoleMessage(role));
+  if (op.company !== undefined && !COMPANY_ID_PATTERN.test(op.company)) {
+    invalid(`company '${op.company}' does not exist: company ids are 1–64 characters of a–z, 0–9 and _`);
+  }
+}
+
+/** Runs a reader; an InvalidOperation marks the operation FAILED and keeps what was read so far. */
+function read<T extends Operation>(op: T, reader: (element: XmlElement, op: T) => void, element: XmlElement): T {
+  try {
+    reader(element, op);
+  } catch (err) {
+    if (!(err instanceof InvalidOperation)) throw err;
+    op.invalid = err.message;
+  }
+  return op;
+}
+
+function readRoot(root: XmlElement): Pick<BatchDocument, 'id' | 'atomic' | 'dryRun'> {
+  if (root.name !== ROOT) {
+    throw new FlexiError('bad-request', `The root element must be <${ROOT}>, not <${root.name}>.`);
+  }
+  for (const name of root.attributes.keys()) {
+    if (!ROOT_ATTRIBUTES.includes(name) && !name.startsWith('xmlns')) {
+      throw new FlexiError('bad-request', `Unknown attribute '${name}' on <${ROOT}>; expected ${ROOT_ATTRIBUTES.join(', ')}.`);
+    }
+  }
+  const id = root.attributes.get('id')?.trim();
+  if (!id) throw new FlexiError('bad-request', `The batch needs an id: <${ROOT} id="…">.`);
+  if (id.length > MAX_BATCH_ID || /[\u0000-\u001f]/.test(id)) {
+    throw new FlexiError('bad-request', `The batch id must be at most ${MAX_BATCH_ID} printable characters.`);
+  }
+  if (root.text) throw new FlexiError('bad-request', `<${ROOT}> must contain only operation elements, not text.`);
+  const flag = (name: string): boolean => {
+    const value = root.attributes.get(name);
+    if (value === undefined) return false;
+    if (value === 'true' || value === 'false') return value === 'true';
+    throw new FlexiError('bad-request', `The attribute ${name} on <${ROOT}> must be true or false, not '${value}'.`);
+  };
+  return { id, atomic: flag('atomic'), dryRun: flag('dry-run') };
+}
+
+export function parseBatch(body: string, limits: ParseLimits): BatchDocument {
+  const root = parseXmlDocument(body);
+  const header = readRoot(root);
+  if (root.children.length > limits.maxOperations) {
+    throw new FlexiError(
+      'payload-too-large',
+      `The batch has ${root.children.length} operations; the limit is ${limits.maxOperations}. Split it into smaller batches.`,
+    );
+  }
+  const operations: Operation[] = [];
+  let nearestUser: string | undefined;
+  for (const element of root.children) {
+    switch (element.name) {
+      case 'user': {
+        const op = read<UserOperation>({ kind: 'user', action: 'create-update', fields: {} }, readUser, element);
+        nearestUser = op.username;
+        operations.push(op);
+        break;
+      }
+      case 'company':
+        operations.push(read<CompanyOperation>({ kind: 'company', action: 'create-update', fields: {} }, readCompany, element));
+        break;
+      case 'access': {
+        const op = read<AccessOperation>({ kind: 'access', action: 'create-update' }, readAccess, element);
+        if (!element.attributes.has('user')) op.username = nearestUser;
+        operations.push(op);
+        break;
+      }
+      default:
+        operations.push({
+          kind: 'unknown',
+          element: element.name,
+          action: element.attributes.get('action') === 'delete' ? 'delete' : 'create-update',
+          invalid: unknownElementMessage(element.name, ROOT, OPERATION_ELEMENTS),
+        });
+    }
+  }
+  return { ...header, operations };
+}

@@ -1,0 +1,515 @@
+import type { AccessRecord } from '../domain/access';
+import type { CompanyRecord } from '../domain/companies';
+import { companyIdCandidate, deriveCompanyId } from '../domain/company-id';
+import { DEFAULT_COUNTRY, defaultOrgType, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
+import { noPermissions, PERMISSION_NAMES, type Permissions } from '../domain/permissions';
+import type { Principal } from '../domain/principals';
+import { DEFAULT_ROLE, type RoleCode } from '../domain/roles';
+import { userKey, type UserRecord } from '../domain/users';
+import type {
+  AccessOperation,
+  BatchDocument,
+  CompanyFields,
+  CompanyOperation,
+  EntityType,
+  Operation,
+  UserFields,
+  UserOperation,
+} from './operations';
+
+/** What the planner needs to see of the store: the rows a batch touches. */
+export interface Snapshot {
+  users: readonly UserRecord[];
+  companies: readonly CompanyRecord[];
+  /** Every grant of every user in `users`. */
+  access: readonly AccessRecord[];
+}
+
+/** The keys a batch may touch; the store loads exactly these into a Snapshot. */
+export interface SnapshotRequest {
+  userKeys: string[];
+  companyIds: string[];
+  /** Companies whose id starts with one of these, for ids derived from a name. */
+  companyIdPrefixes: string[];
+}
+
+export interface PlanContext {
+  principal: Principal;
+  /** Whether a plain-text password matches a stored hash (precomputed off the event loop). */
+  passwordMatches(stored: string, plain: string): boolean;
+}
+
+export type Status = 'CREATED' | 'UPDATED' | 'DELETED' | 'FAILED' | 'SKIPPED';
+
+export interface OperationResult {
+  type: EntityType;
+  action: 'CREATE_UPDATE' | 'DELETE';
+  id: string;
+  status: Status;
+  message?: string;
+}
+
+export interface PlannedUser extends UserRecord {
+  /** A plain-text password to hash before writing; passwordHash is then to be replaced. */
+  newPassword?: string;
+}
+
+/** The net effect of a batch, in the order the store applies it. */
+export interface ChangeSet {
+  deletedCompanies: string[];
+  users: PlannedUser[];
+  companies: CompanyRecord[];
+  revokedAccess: Array<Pick<AccessRecord, 'userKey' | 'companyId'>>;
+  grantedAccess: AccessRecord[];
+}
+
+export interface Plan {
+  results: OperationResult[];
+  changes: ChangeSet;
+}
+
+/** A company id prefix long enough to find every candidate of companyIdCandidate(). */
+const PREFIX_LENGTH = 56;
+
+export function snapshotRequest(doc: BatchDocument): SnapshotRequest {
+  const users = new Set<string>();
+  const companies = new Set<string>();
+  const prefixes = new Set<string>();
+  for (const op of doc.operations) {
+    if (op.kind === 'user' || op.kind === 'access') {
+      if (op.username) users.add(userKey(op.username));
+    }
+    if (op.kind === 'access' && op.company) companies.add(op.company);
+    if (op.kind === 'company') {
+      if (op.id) companies.add(op.id);
+      else if (op.fields.name) prefixes.add(deriveCompanyId(op.fields.name).slice(0, PREFIX_LENGTH));
+      if (op.fields.adminUser) users.add(userKey(op.fields.adminUser));
+    }
+  }
+  return { userKeys: [...users], companyIds: [...companies], companyIdPrefixes: [...prefixes] };
+}
+
+class Outcome {
+  constructor(
+    readonly status: Status,
+    readonly message?: string,
+  ) {}
+}
+
+/** Ends an operation early: nothing it prepared has touched the state yet. */
+class Stop extends Error {
+  constructor(readonly outcome: Outcome) {
+    super(outcome.message);
+  }
+}
+const fail = (message: string): never => {
+  throw new Stop(new Outcome('FAILED', message));
+};
+const skip = (message?: string): never => {
+  throw new Stop(new Outcome('SKIPPED', message));
+};
+
+interface WorkingUser extends UserRecord {
+  newPassword?: string;
+}
+
+const pairKey = (u: string, c: string): string => `${u}\u0000${c}`;
+
+function samePermissions(a: Permissions, b: Permissions): boolean {
+  return PERMISSION_NAMES.every((p) => a[p] === b[p]);
+}
+
+/** Equal in every stored field and in any password still waiting to be hashed. */
+function sameUser(a: WorkingUser, b: WorkingUser): boolean {
+  return (
+    a.newPassword === b.newPassword &&
+    a.username === b.username &&
+    a.email === b.email &&
+    a.givenName === b.givenName &&
+    a.familyName === b.familyName &&
+    a.passwordHash === b.passwordHash &&
+    samePermissions(a.permissions, b.permissions) &&
+    a.defaultRole === b.defaultRole &&
+    a.blocked === b.blocked &&
+    a.blockMessage === b.blockMessage &&
+    a.userType === b.userType &&
+    a.deleted === b.deleted &&
+    a.licenseGroup === b.licenseGroup
+  );
+}
+
+function sameCompany(a: CompanyRecord, b: CompanyRecord): boolean {
+  return (
+    a.name === b.name &&
+    a.country === b.country &&
+    a.regNo === b.regNo &&
+    a.vatId === b.vatId &&
+    a.type === b.type &&
+    a.show === b.show &&
+    a.licenseGroup === b.licenseGroup
+  );
+}
+
+/**
+ * The in-memory store a batch runs against: the snapshot plus every change made so far,
+ * so that later operations see earlier ones. At the end it reduces to the net ChangeSet.
+ */
+class WorkingState {
+  readonly users = new Map<string, WorkingUser>();
+  readonly companies = new Map<string, CompanyRecord>();
+  private readonly grants = new Map<string, Map<string, RoleCode>>();
+  private readonly grantees = new Map<string, Set<string>>();
+
+  private readonly originalUsers = new Map<string, UserRecord>();
+  private readonly originalCompanies = new Map<string, CompanyRecord>();
+  private readonly originalGrants = new Map<string, RoleCode>();
+  private readonly touchedUsers = new Set<string>();
+  private readonly touchedCompanies = new Set<string>();
+  private readonly touchedGrants = new Map<string, Pick<AccessRecord, 'userKey' | 'companyId'>>();
+  /** Companies of the snapshot deleted during the batch: their stored grants are gone with them. */
+  private readonly deletedCompanies = new Set<string>();
+
+  constructor(snapshot: Snapshot) {
+    for (const u of snapshot.users) {
+      this.originalUsers.set(u.key, u);
+      this.users.set(u.key, { ...u });
+    }
+    for (const c of snapshot.companies) {
+      this.originalCompanies.set(c.id, c);
+      this.companies.set(c.id, { ...c });
+    }
+    for (const a of snapshot.access) {
+      this.originalGrants.set(pairKey(a.userKey, a.companyId), a.role);
+      this.setGrant(a.userKey, a.companyId, a.role);
+    }
+  }
+
+  grantsOf(user: string): Map<string, RoleCode> {
+    let g = this.grants.get(user);
+    if (!g) this.grants.set(user, (g = new Map()));
+    return g;
+  }
+
+  private setGrant(user: string, company: string, role: RoleCode): void {
+    this.grantsOf(user).set(company, role);
+    let set = this.grantees.get(company);
+    if (!set) this.grantees.set(company, (set = new Set()));
+    set.add(user);
+  }
+
+  grant(user: string, company: string, role: RoleCode): void {
+    this.setGrant(user, company, role);
+    this.touchedGrants.set(pairKey(user, company), { userKey: user, companyId: company });
+  }
+
+  revoke(user: string, company: string): void {
+    this.grants.get(user)?.delete(company);
+    this.grantees.get(company)?.delete(user);
+    this.touchedGrants.set(pairKey(user, company), { userKey: user, companyId: company });
+  }
+
+  putUser(user: WorkingUser): void {
+    this.users.set(user.key, user);
+    this.touchedUsers.add(user.key);
+  }
+
+  putCompany(company: CompanyRecord): void {
+    this.companies.set(company.id, company);
+    this.touchedCompanies.add(company.id);
+  }
+
+  deleteCompany(id: string): void {
+    for (const user of this.grantees.get(id) ?? []) this.revoke(user, id);
+    this.companies.delete(id);
+    this.touchedCompanies.add(id);
+    if (this.originalCompanies.has(id)) this.deletedCompanies.add(id);
+  }
+
+  changes(): ChangeSet {
+    const users: PlannedUser[] = [];
+    for (const key of this.touchedUsers) {
+      const now = this.users.get(key) as WorkingUser;
+      const before = this.originalUsers.get(key);
+      if (!before || !sameUser(before, now)) users.push(now);
+    }
+    const companies: CompanyRecord[] = [];
+    for (const id of this.touchedCompanies) {
+      const now = this.companies.get(id);
+      const before = this.deletedCompanies.has(id) ? undefined : this.originalCompanies.get(id);
+      if (now && (!before || !sameCompany(before, now))) companies.push(now);
+    }
+    const revokedAccess: ChangeSet['revokedAccess'] = [];
+    const grantedAccess: AccessRecord[] = [];
+    for (const [key, pair] of this.touchedGrants) {
+      const now = this.grants.get(pair.userKey)?.get(pair.companyId);
+      const before = this.deletedCompanies.has(pair.companyId) ? undefined : this.originalGrants.get(key);
+      if (now === before) continue;
+      if (now) grantedAccess.push({ ...pair, role: now });
+      else revokedAccess.push(pair);
+    }
+    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess };
+  }
+}
+
+class Planner {
+  private readonly state: WorkingState;
+
+  constructor(
+    snapshot: Snapshot,
+    private readonly ctx: PlanContext,
+  ) {
+    this.state = new WorkingState(snapshot);
+  }
+
+  run(op: Operation): OperationResult {
+    const head = describe(op);
+    if (op.invalid) return { ...head, status: 'FAILED', message: op.invalid };
+    try {
+      switch (op.kind) {
+        case 'user':
+          return { ...head, ...this.user(op) };
+        case 'company':
+          return { ...head, ...this.company(op, head) };
+        case 'access':
+          return { ...head, ...this.access(op) };
+        default:
+          return { ...head, status: 'FAILED', message: 'unknown operation' };
+      }
+    } catch (err) {
+      if (err instanceof Stop) return { ...head, ...err.outcome };
+      throw err;
+    }
+  }
+
+  private liveUser(username: string, what = 'user'): WorkingUser {
+    const user = this.state.users.get(userKey(username));
+    if (!user) return fail(`${what} '${username}' does not exist`);
+    if (user.deleted) return fail(`${what} '${username}' is deleted`);
+    return user;
+  }
+
+  // ── users ───────────────────────────────────────────────────────────────────────────
+
+  private user(op: UserOperation): Outcome {
+    const username = op.username as string;
+    const current = this.state.users.get(userKey(username));
+    if (op.action === 'delete') {
+      if (!current) return skip('user does not exist');
+      if (current.deleted) return skip('user is already deleted');
+      this.state.putUser({ ...current, deleted: true });
+      return new Outcome('DELETED');
+    }
+    if (!current) {
+      this.state.putUser(this.applyUserFields(newUser(username, this.ctx.principal.scope), op.fields));
+      return new Outcome('CREATED');
+    }
+    if (current.deleted) {
+      this.state.putUser(this.applyUserFields({ ...current, deleted: false }, op.fields));
+      return new Outcome('CREATED', 'restored');
+    }
+    const next = this.applyUserFields({ ...current }, op.fields);
+    if (sameUser(current, next)) return skip();
+    this.state.putUser(next);
+    return new Outcome('UPDATED');
+  }
+
+  private applyUserFields(user: WorkingUser, fields: UserFields): WorkingUser {
+    if (fields.email !== undefined) user.email = fields.email;
+    if (fields.givenName !== undefined) user.givenName = fields.givenName;
+    if (fields.familyName !== undefined) user.familyName = fields.familyName;
+    if (fields.defaultRole !== undefined) user.defaultRole = fields.defaultRole;
+    if (fields.userType !== undefined) user.userType = fields.userType;
+    if (fields.permissions) user.permissions = { ...user.permissions, ...fields.permissions };
+    if (fields.blocked) {
+      user.blocked = fields.blocked.value;
+      user.blockMessage = fields.blocked.message;
+    }
+    const password = fields.password;
+    if (password?.kind === 'hashed' && (user.newPassword !== undefined || user.passwordHash !== password.stored)) {
+      user.passwordHash = password.stored;
+      delete user.newPassword;
+    }
+    if (password?.kind === 'plain' && !this.passwordIsAlready(user, password.value)) {
+      user.newPassword = password.value;
+    }
+    return user;
+  }
+
+  /** Plain text is compared with what the user already has, so a re-sent password is SKIPPED. */
+  private passwordIsAlready(user: WorkingUser, plain: string): boolean {
+    if (user.newPassword !== undefined) return user.newPassword === plain;
+    return user.passwordHash !== null && this.ctx.passwordMatches(user.passwordHash, plain);
+  }
+
+  // ── companies ───────────────────────────────────────────────────────────────────────
+
+  private company(op: CompanyOperation, head: OperationResult): Outcome {
+    if (op.action === 'delete') {
+      if (!op.id) return fail('a company delete needs an <id>');
+      if (!this.state.companies.has(op.id)) return skip('company does not exist');
+      this.state.deleteCompany(op.id);
+      return new Outcome('DELETED');
+    }
+    const id = op.id ?? this.resolveDerivedId(op.fields.name);
+    head.id = id;
+    const current = this.state.companies.get(id);
+    return current ? this.updateCompany(current, op.fields) : this.createCompany(id, op.fields);
+  }
+
+  /**
+   * An id derived from a name belongs to the company of that very name when one exists, so a
+   * re-sent batch updates it instead of creating "…_1"; a different company that happens to
+   * derive the same id makes the next free suffix.
+   */
+  private resolveDerivedId(name: string | undefined): string {
+    if (!name) return fail('a company needs an <id> or a <name>');
+    const base = deriveCompanyId(name);
+    for (let n = 0; ; n++) {
+      const candidate = companyIdCandidate(base, n);
+      const existing = this.state.companies.get(candidate);
+      if (!existing || existing.name === name) return candidate;
+    }
+  }
+
+  private createCompany(id: string, fields: CompanyFields): Outcome {
+    if (!fields.name) return fail('a company cannot be created without a <name>');
+    if (!fields.adminUser) return fail('a company cannot be created without an admin user (<adminUser>)');
+    const admin = this.state.users.get(userKey(fields.adminUser));
+    if (!admin || admin.deleted) {
+      return fail(`a company cannot be created without an admin user: user '${fields.adminUser}' ${admin ? 'is deleted' : 'does not exist'}`);
+    }
+    const country = fields.country ?? DEFAULT_COUNTRY;
+    const company: CompanyRecord = {
+      id,
+      name: fields.name,
+      country,
+      regNo: fields.regNo ?? null,
+      vatId: fields.vatId ?? null,
+      type: fields.type ?? defaultOrgType(country),
+      show: fields.show ?? true,
+      licenseGroup: this.ctx.principal.scope,
+    };
+    assertCompanyConsistent(company, fields);
+    this.state.putCompany(company);
+    this.state.grant(admin.key, id, 'ADMIN');
+    return new Outcome('CREATED');
+  }
+
+  private updateCompany(current: CompanyRecord, fields: CompanyFields): Outcome {
+    const next: CompanyRecord = { ...current };
+    if (fields.name !== undefined) next.name = fields.name;
+    if (fields.country !== undefined) next.country = fields.country;
+    if (fields.regNo !== undefined) next.regNo = fields.regNo;
+    if (fields.vatId !== undefined) next.vatId = fields.vatId;
+    if (fields.type !== undefined) next.type = fields.type;
+    if (fields.show !== undefined) next.show = fields.show;
+    assertCompanyConsistent(next, fields);
+    const admin = fields.adminUser === undefined ? undefined : this.liveUser(fields.adminUser, 'admin user');
+    const adminNeedsGrant = admin !== undefined && this.state.grantsOf(admin.key).get(current.id) !== 'ADMIN';
+    if (adminNeedsGrant && !next.show) return fail(`company '${current.id}' is hidden; no access can be granted to it`);
+    const changed = !sameCompany(current, next);
+    if (!changed && !adminNeedsGrant) return skip();
+    if (changed) this.state.putCompany(next);
+    if (admin && adminNeedsGrant) this.state.grant(admin.key, current.id, 'ADMIN');
+    return new Outcome('UPDATED');
+  }
+
+  // ── access ──────────────────────────────────────────────────────────────────────────
+
+  private access(op: AccessOperation): Outcome {
+    if (!op.username) return fail('an <access> needs a user: give it a user attribute or put it after a <user>');
+    const user = this.liveUser(op.username);
+    const grants = this.state.grantsOf(user.key);
+    if (op.action === 'delete') {
+      if (!op.company) return fail('an <access action="delete"> needs a company id');
+      if (!this.state.companies.has(op.company)) return skip('company does not exist');
+      if (!grants.has(op.company)) return skip(`user has no access to ${op.company}`);
+      this.state.revoke(user.key, op.company);
+      return new Outcome('DELETED');
+    }
+    if (!op.company) {
+      if (!op.role) return fail('an <access> needs a company id, a role attribute, or both');
+      return this.setRoleEverywhere(user.key, grants, op.role);
+    }
+    const company = this.state.companies.get(op.company);
+    if (!company) return fail(`company '${op.company}' does not exist`);
+    const current = grants.get(op.company);
+    const wanted = op.role ?? current ?? user.defaultRole ?? DEFAULT_ROLE;
+    if (current === wanted) return skip();
+    if (!company.show) return fail(`company '${op.company}' is hidden; no access can be granted to it`);
+    this.state.grant(user.key, op.company, wanted);
+    return new Outcome(current ? 'UPDATED' : 'CREATED');
+  }
+
+  private setRoleEverywhere(user: string, grants: Map<string, RoleCode>, role: RoleCode): Outcome {
+    if (grants.size === 0) return skip('user has no access to any company');
+    const changing = [...grants].filter(([, r]) => r !== role).map(([c]) => c);
+    if (changing.length === 0) return skip();
+    for (const company of changing) this.state.grant(user, company, role);
+    return new Outcome('UPDATED');
+  }
+
+  changes(): ChangeSet {
+    return this.state.changes();
+  }
+}
+
+function newUser(username: string, group: string): WorkingUser {
+  return {
+    key: userKey(username),
+    username,
+    email: null,
+    givenName: null,
+    familyName: null,
+    passwordHash: null,
+    permissions: noPermissions(),
+    defaultRole: null,
+    blocked: false,
+    blockMessage: null,
+    userType: 'NORMAL',
+    deleted: false,
+    licenseGroup: group,
+  };
+}
+
+function assertCompanyConsistent(company: CompanyRecord, fields: CompanyFields): void {
+  const country: Country = company.country;
+  if (!orgTypeFits(company.type, country)) {
+    const expected = ORG_TYPES_BY_COUNTRY[country].join(', ');
+    const why = fields.type === undefined ? `; give a <type> for ${country}` : '';
+    fail(`organisation type ${company.type} does not fit country ${country} (expected ${expected})${why}`);
+  }
+  if (company.vatId && !company.vatId.startsWith(country)) {
+    fail(`vatId ${company.vatId} must start with the country code ${country}`);
+  }
+}
+
+function describe(op: Operation): OperationResult {
+  const action = op.action === 'delete' ? 'DELETE' : 'CREATE_UPDATE';
+  switch (op.kind) {
+    case 'user':
+      return { type: 'USER', action, id: op.username ?? '', status: 'FAILED' };
+    case 'company':
+      return { type: 'COMPANY', action, id: op.id ?? (op.fields.name ? deriveCompanyId(op.fields.name) : ''), status: 'FAILED' };
+    case 'access':
+      return { type: 'ACCESS_LIST', action, id: `${op.username ?? ''}@${op.company ?? '*'}`, status: 'FAILED' };
+    default:
+      return { type: 'UNKNOWN', action, id: op.element, status: 'FAILED' };
+  }
+}
+
+/**
+ * The heart of flexi-admin: operations + the stored rows they touch + who acts → one
+ * result per operation and the net change set. Pure: no I/O, no clock, no randomness.
+ */
+export function planBatch(doc: BatchDocument, snapshot: Snapshot, ctx: PlanContext): Plan {
+  const planner = new Planner(snapshot, ctx);
+  const results = doc.operations.map((op) => planner.run(op));
+  if (doc.atomic && results.some((r) => r.status === 'FAILED')) {
+    return {
+      results: results.map((r) => (r.status === 'FAILED' ? r : { ...r, status: 'SKIPPED', message: 'rolled back' })),
+      changes: { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [] },
+    };
+  }
+  return { results, changes: planner.changes() };
+}

@@ -1,0 +1,39 @@
+import type { OperationResult, Status } from './plan';
+
+const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+
+export function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => ESCAPES[ch]);
+}
+
+export type Stats = Record<Lowercase<Status>, number>;
+
+export function countResults(results: readonly OperationResult[]): Stats {
+  const stats: Stats = { created: 0, updated: 0, deleted: 0, skipped: 0, failed: 0 };
+  for (const r of results) stats[r.status.toLowerCase() as Lowercase<Status>]++;
+  return stats;
+}
+
+export interface ResultHeader {
+  id: string;
+  dryRun?: boolean;
+}
+
+/** The `<flexibee-batch-result>` of SPEC §5.1, one entry per operation in document order. */
+export function renderResult(header: ResultHeader, results: readonly OperationResult[]): string {
+  const parts: string[] = ['<?xml version="1.0" encoding="UTF-8"?>\n'];
+  const dryRun = header.dryRun ? ' dry-run="true"' : '';
+  parts.push(`<flexibee-batch-result id="${escapeXml(header.id)}"${dryRun}>\n`);
+  for (const r of results) {
+    const message = r.message === undefined ? '' : `<message>${escapeXml(r.message)}</message>`;
+    parts.push(
+      `  <entry type="${r.type}" action="${r.action}" id="${escapeXml(r.id)}"><status>${r.status}</status>${message}</entry>\n`,
+    );
+  }
+  const s = countResults(results);
+  parts.push(
+    `  <stats created="${s.created}" updated="${s.updated}" deleted="${s.deleted}" skipped="${s.skipped}" failed="${s.failed}"/>\n`,
+  );
+  parts.push('</flexibee-batch-result>\n');
+  return parts.join('');
+}

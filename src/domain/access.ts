@@ -1,0 +1,7 @@
+import type { RoleCode } from './roles';
+
+export interface AccessRecord {
+  userKey: string;
+  companyId: string;
+  role: RoleCode;
+}

@@ -1,0 +1,394 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Snapshot, SnapshotRequest } from '../../batch/plan';
+import type { AccessRecord } from '../../domain/access';
+import type { CompanyRecord } from '../../domain/companies';
+import type { Country } from '../../domain/org-types';
+import type { RoleCode } from '../../domain/roles';
+import { userKey, type UserRecord, type UserType } from '../../domain/users';
+import { FlexiError } from '../../errors';
+import { SerialQueue } from '../../util/serial-queue';
+import type { BatchTransaction, FingerprintRecord, JournalEntry, Store, StoredChangeSet, UserView } from '../store';
+import { SQLITE_MIGRATIONS } from './migrations';
+
+type Row = Record<string, unknown>;
+
+const USER_COLUMNS = `key, username, email, given_name, family_name, password_hash,
+  perm_manage_all, perm_create_company, perm_delete_company, perm_create_user,
+  perm_change_password, perm_grant_permission, perm_license_management,
+  default_role, blocked, block_message, user_type, deleted, license_group`;
+
+function toUser(r: Row): UserRecord {
+  return {
+    key: r.key as string,
+    username: r.username as string,
+    email: r.email as string | null,
+    givenName: r.given_name as string | null,
+    familyName: r.family_name as string | null,
+    passwordHash: r.password_hash as string | null,
+    permissions: {
+      manageAll: r.perm_manage_all === 1,
+      createCompany: r.perm_create_company === 1,
+      deleteCompany: r.perm_delete_company === 1,
+      createUser: r.perm_create_user === 1,
+      changePassword: r.perm_change_password === 1,
+      grantPermission: r.perm_grant_permission === 1,
+      licenseManagement: r.perm_license_management === 1,
+    },
+    defaultRole: r.default_role as RoleCode | null,
+    blocked: r.blocked === 1,
+    blockMessage: r.block_message as string | null,
+    userType: r.user_type as UserType,
+    deleted: r.deleted === 1,
+    licenseGroup: r.license_group as string,
+  };
+}
+
+function userParams(u: UserRecord, now: string): unknown[] {
+  const p = u.permissions;
+  const bit = (b: boolean): number => (b ? 1 : 0);
+  return [
+    u.key, u.username, u.email, u.givenName, u.familyName, u.passwordHash,
+    bit(p.manageAll), bit(p.createCompany), bit(p.deleteCompany), bit(p.createUser),
+    bit(p.changePassword), bit(p.grantPermission), bit(p.licenseManagement),
+    u.defaultRole, bit(u.blocked), u.blockMessage, u.userType, bit(u.deleted), u.licenseGroup, now, now,
+  ];
+}
+
+function toCompany(r: Row): CompanyRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    country: r.country as Country,
+    regNo: r.reg_no as string | null,
+    vatId: r.vat_id as string | null,
+    type: r.type as string,
+    show: r.show === 1,
+    licenseGroup: r.license_group as string,
+  };
+}
+
+function toFingerprint(r: Row): FingerprintRecord {
+  return {
+    fingerprint: r.fingerprint as string,
+    scope: r.scope as string,
+    label: r.label as string | null,
+    createdAt: r.created_at as string,
+    revokedAt: r.revoked_at as string | null,
+  };
+}
+
+function toJournal(r: Row): JournalEntry {
+  return {
+    batchId: r.batch_id as string,
+    credential: r.credential as string,
+    principal: r.principal as string,
+    impersonated: r.impersonated as string | null,
+    scope: r.scope as string,
+    receivedAt: r.received_at as string,
+    finishedAt: r.finished_at as string,
+    bodySha256: r.body_sha256 as string,
+    resultXml: r.result_xml as string,
+  };
+}
+
+const UNAVAILABLE = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_READONLY']);
+
+/** A locked, full or unreadable database is a temporary condition: 503, safe to retry. */
+function translate(err: unknown): unknown {
+  const code = (err as { code?: string }).code ?? '';
+  if ([...UNAVAILABLE].some((c) => code.startsWith(c))) {
+    return new FlexiError('store-unavailable', `The store is unavailable right now (${code}); the request was not applied and is safe to retry.`, { 'Retry-After': '1' });
+  }
+  return err;
+}
+
+/** The subtree of a license group, as a JSON array for json_each(). */
+const SCOPE_CTE = `WITH RECURSIVE scope(id) AS (
+    SELECT id FROM license_groups WHERE id = @scope
+    UNION ALL SELECT g.id FROM license_groups g JOIN scope s ON g.parent_id = s.id)`;
+
+const BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * One writer connection (batches, serialised in-process by a queue and across processes by
+ * BEGIN IMMEDIATE) and one reader connection, so listings never see a batch half-way.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly queue = new SerialQueue();
+  private readonly reader: Database.Database;
+
+  private constructor(private readonly writer: Database.Database, path: string) {
+    this.reader = new Database(path, { fileMustExist: true });
+    this.reader.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  }
+
+  static open(path: string): SqliteStore {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    let db: Database.Database;
+    try {
+      db = new Database(path);
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+    } catch (err) {
+      throw translate(err);
+    }
+    return new SqliteStore(db, path);
+  }
+
+  inBatch<T>(work: (tx: BatchTransaction) => Promise<T>): Promise<T> {
+    return this.queue.run(async () => {
+      try {
+        this.writer.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        throw translate(err);
+      }
+      try {
+        const result = await work(this.transaction());
+        this.writer.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+        throw translate(err);
+      }
+    });
+  }
+
+  private transaction(): BatchTransaction {
+    const db = this.writer;
+    return {
+      loadSnapshot: async (request: SnapshotRequest, scope: string): Promise<Snapshot> => {
+        const groups = JSON.stringify(this.scopeGroups(db, scope));
+        const users = (
+          db
+            .prepare(`SELECT ${USER_COLUMNS} FROM users WHERE key IN (SELECT value FROM json_each(?))
+                        AND license_group IN (SELECT value FROM json_each(?))`)
+            .all(JSON.stringify(request.userKeys), groups) as Row[]
+        ).map(toUser);
+        const byId = db.prepare(`SELECT * FROM companies WHERE id IN (SELECT value FROM json_each(?))
+                                   AND license_group IN (SELECT value FROM json_each(?))`);
+        const byPrefix = db.prepare(`SELECT * FROM companies WHERE id >= ? AND id < ?
+                                       AND license_group IN (SELECT value FROM json_each(?))`);
+        const companies = new Map<string, CompanyRecord>();
+        for (const r of byId.all(JSON.stringify(request.companyIds), groups) as Row[]) companies.set(r.id as string, toCompany(r));
+        for (const prefix of request.companyIdPrefixes) {
+          // Company ids use [a-z0-9_] only, all below '{', so [prefix, prefix + '{') is "starts with".
+          for (const r of byPrefix.all(prefix, `${prefix}{`, groups) as Row[]) companies.set(r.id as string, toCompany(r));
+        }
+        const access = (
+          db
+            .prepare('SELECT user_key, company_id, role FROM access WHERE user_key IN (SELECT value FROM json_each(?))')
+            .all(JSON.stringify(users.map((u) => u.key))) as Row[]
+        ).map((r): AccessRecord => ({ userKey: r.user_key as string, companyId: r.company_id as string, role: r.role as RoleCode }));
+        return { users, companies: [...companies.values()], access };
+      },
+      apply: async (changes: StoredChangeSet): Promise<void> => {
+        const now = new Date().toISOString();
+        const deleteCompany = db.prepare('DELETE FROM companies WHERE id = ?');
+        for (const id of changes.deletedCompanies) deleteCompany.run(id);
+        const upsertUser = db.prepare(`INSERT INTO users (${USER_COLUMNS}, created_at, updated_at)
+            VALUES (${Array(21).fill('?').join(', ')})
+          ON CONFLICT(key) DO UPDATE SET username = excluded.username, email = excluded.email,
+            given_name = excluded.given_name, family_name = excluded.family_name, password_hash = excluded.password_hash,
+            perm_manage_all = excluded.perm_manage_all, perm_create_company = excluded.perm_create_company,
+            perm_delete_company = excluded.perm_delete_company, perm_create_user = excluded.perm_create_user,
+            perm_change_password = excluded.perm_change_password, perm_grant_permission = excluded.perm_grant_permission,
+            perm_license_management = excluded.perm_license_management, default_role = excluded.default_role,
+            blocked = excluded.blocked, block_message = excluded.block_message, user_type = excluded.user_type,
+            deleted = excluded.deleted, license_group = excluded.license_group, updated_at = excluded.updated_at`);
+        for (const u of changes.users) upsertUser.run(userParams(u, now));
+        const upsertCompany = db.prepare(`INSERT INTO companies
+            (id, name, country, reg_no, vat_id, type, show, license_group, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          ON CONFLICT(id) DO UPDATE SET name = excluded.name, country = excluded.country, reg_no = excluded.reg_no,
+            vat_id = excluded.vat_id, type = excluded.type, show = excluded.show,
+            license_group = excluded.license_group, updated_at = excluded.updated_at`);
+        for (const c of changes.companies) {
+          upsertCompany.run(c.id, c.name, c.country, c.regNo, c.vatId, c.type, c.show ? 1 : 0, c.licenseGroup, now, now);
+        }
+        const revoke = db.prepare('DELETE FROM access WHERE user_key = ? AND company_id = ?');
+        for (const a of changes.revokedAccess) revoke.run(a.userKey, a.companyId);
+        const grant = db.prepare(`INSERT INTO access (user_key, company_id, role, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?)
+          ON CONFLICT(user_key, company_id) DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at`);
+        for (const a of changes.grantedAccess) grant.run(a.userKey, a.companyId, a.role, now, now);
+      },
+      journal: async (e: JournalEntry): Promise<void> => {
+        db.prepare(`INSERT INTO batch_journal (batch_id, credential, principal, impersonated, scope,
+              received_at, finished_at, body_sha256, result_xml) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+          .run(e.batchId, e.credential, e.principal, e.impersonated, e.scope, e.receivedAt, e.finishedAt, e.bodySha256, e.resultXml);
+      },
+    };
+  }
+
+  private scopeGroups(db: Database.Database, scope: string): string[] {
+    return (db.prepare(`${SCOPE_CTE} SELECT id FROM scope`).all({ scope }) as Row[]).map((r) => r.id as string);
+  }
+
+  private read<T>(work: (db: Database.Database) => T): Promise<T> {
+    try {
+      return Promise.resolve(work(this.reader));
+    } catch (err) {
+      return Promise.reject(translate(err));
+    }
+  }
+
+  private write<T>(work: (db: Database.Database) => T): Promise<T> {
+    return this.queue.run(async () => {
+      try {
+        return this.writer.transaction(() => work(this.writer)).immediate();
+      } catch (err) {
+        throw translate(err);
+      }
+    });
+  }
+
+  listUsers(scope: string): Promise<UserView[]> {
+    return this.read((db) => {
+      const rows = db
+        .prepare(`${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users
+                  WHERE deleted = 0 AND license_group IN (SELECT id FROM scope) ORDER BY key`)
+        .all({ scope }) as Row[];
+      const access = this.accessByUser(db, scope);
+      return rows.map((r) => toView(toUser(r), access.get(r.key as string) ?? []));
+    });
+  }
+
+  findUser(scope: string, username: string): Promise<UserView | undefined> {
+    return this.read((db) => {
+      const row = db
+        .prepare(`${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users
+                  WHERE key = @key AND deleted = 0 AND license_group IN (SELECT id FROM scope)`)
+        .get({ scope, key: userKey(username) }) as Row | undefined;
+      if (!row) return undefined;
+      return toView(toUser(row), this.accessByUser(db, scope, row.key as string).get(row.key as string) ?? []);
+    });
+  }
+
+  private accessByUser(db: Database.Database, scope: string, key?: string): Map<string, UserView['access']> {
+    const rows = db
+      .prepare(`${SCOPE_CTE} SELECT a.user_key, a.company_id, a.role FROM access a
+                JOIN companies c ON c.id = a.company_id
+                WHERE c.license_group IN (SELECT id FROM scope) AND (@key IS NULL OR a.user_key = @key)
+                ORDER BY a.company_id`)
+      .all({ scope, key: key ?? null }) as Row[];
+    const map = new Map<string, UserView['access']>();
+    for (const r of rows) {
+      const list = map.get(r.user_key as string) ?? [];
+      list.push({ company: r.company_id as string, role: r.role as RoleCode });
+      map.set(r.user_key as string, list);
+    }
+    return map;
+  }
+
+  listCompanies(scope: string, options: { includeHidden: boolean }): Promise<CompanyRecord[]> {
+    return this.read((db) =>
+      (
+        db
+          .prepare(`${SCOPE_CTE} SELECT * FROM companies WHERE license_group IN (SELECT id FROM scope)
+                    AND (show = 1 OR @hidden = 1) ORDER BY id`)
+          .all({ scope, hidden: options.includeHidden ? 1 : 0 }) as Row[]
+      ).map(toCompany),
+    );
+  }
+
+  findLatestJournal(scope: string, batchId: string): Promise<JournalEntry | undefined> {
+    return this.read((db) => {
+      const row = db
+        .prepare(`${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = @batchId
+                  AND scope IN (SELECT id FROM scope) ORDER BY seq DESC LIMIT 1`)
+        .get({ scope, batchId }) as Row | undefined;
+      return row ? toJournal(row) : undefined;
+    });
+  }
+
+  groupExists(group: string): Promise<boolean> {
+    return this.read((db) => db.prepare('SELECT 1 FROM license_groups WHERE id = ?').get(group) !== undefined);
+  }
+
+  addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'> {
+    return this.write((db) => {
+      const existed = db.prepare('SELECT 1 FROM fingerprints WHERE fingerprint = ?').get(record.fingerprint) !== undefined;
+      db.prepare(`INSERT INTO fingerprints (fingerprint, scope, label, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)
+                  ON CONFLICT(fingerprint) DO UPDATE SET scope = excluded.scope, label = excluded.label, revoked_at = NULL`)
+        .run(record.fingerprint, record.scope, record.label, new Date().toISOString());
+      return existed ? 'updated' : 'added';
+    });
+  }
+
+  addFingerprintIfUnknown(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<boolean> {
+    return this.write(
+      (db) =>
+        db
+          .prepare(`INSERT INTO fingerprints (fingerprint, scope, label, created_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(fingerprint) DO NOTHING`)
+          .run(record.fingerprint, record.scope, record.label, new Date().toISOString()).changes === 1,
+    );
+  }
+
+  listFingerprints(): Promise<FingerprintRecord[]> {
+    return this.read((db) => (db.prepare('SELECT * FROM fingerprints ORDER BY created_at, fingerprint').all() as Row[]).map(toFingerprint));
+  }
+
+  revokeFingerprint(fingerprint: string): Promise<boolean> {
+    return this.write(
+      (db) =>
+        db
+          .prepare('UPDATE fingerprints SET revoked_at = ? WHERE fingerprint = ? AND revoked_at IS NULL')
+          .run(new Date().toISOString(), fingerprint).changes === 1,
+    );
+  }
+
+  findActiveFingerprint(fingerprint: string): Promise<FingerprintRecord | undefined> {
+    return this.read((db) => {
+      const row = db.prepare('SELECT * FROM fingerprints WHERE fingerprint = ? AND revoked_at IS NULL').get(fingerprint) as Row | undefined;
+      return row ? toFingerprint(row) : undefined;
+    });
+  }
+
+  ping(): Promise<void> {
+    return this.read((db) => {
+      db.prepare('SELECT 1 FROM license_groups LIMIT 1').get();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue.run(async () => undefined);
+    this.reader.close();
+    this.writer.close();
+  }
+}
+
+function toView(u: UserRecord, access: UserView['access']): UserView {
+  const { key: _key, passwordHash: _hash, ...rest } = u;
+  return { ...rest, access };
+}
+
+function migrate(db: Database.Database): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+  const isApplied = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?');
+  for (const m of SQLITE_MIGRATIONS) {
+    // Checked inside the write transaction: a CLI and a server may open the same file at once.
+    db.transaction(() => {
+      if (isApplied.get(m.version)) return;
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+    }).immediate();
+  }
+}
+
+/** Applied migration count, for `flexi-admin migrate`. */
+export function sqliteSchemaVersion(path: string): number {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as Row).v as number;
+  } finally {
+    db.close();
+  }
+}

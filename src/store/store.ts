@@ -1,0 +1,66 @@
+import type { ChangeSet, Snapshot, SnapshotRequest } from '../batch/plan';
+import type { CompanyRecord } from '../domain/companies';
+import type { RoleCode } from '../domain/roles';
+import type { UserRecord } from '../domain/users';
+
+/** A user as listings show it: never the password hash. */
+export type UserView = Omit<UserRecord, 'passwordHash' | 'key'> & {
+  access: Array<{ company: string; role: RoleCode }>;
+};
+
+export interface FingerprintRecord {
+  fingerprint: string;
+  scope: string;
+  label: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface JournalEntry {
+  batchId: string;
+  credential: string;
+  principal: string;
+  impersonated: string | null;
+  scope: string;
+  receivedAt: string;
+  finishedAt: string;
+  bodySha256: string;
+  resultXml: string;
+}
+
+/** Writes of one batch, with passwords already hashed. */
+export type StoredChangeSet = Omit<ChangeSet, 'users'> & { users: UserRecord[] };
+
+export interface BatchTransaction {
+  loadSnapshot(request: SnapshotRequest, scope: string): Promise<Snapshot>;
+  apply(changes: StoredChangeSet): Promise<void>;
+  journal(entry: JournalEntry): Promise<void>;
+}
+
+/**
+ * Everything flexi-admin keeps. Batch logic sees only this interface; SQLite and
+ * PostgreSQL implement it. Errors meaning "the store cannot be reached right now" are
+ * thrown as FlexiError('store-unavailable') so clients know a retry is safe.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Runs `work` exclusively (one writer at a time, also across processes) and commits once. */
+  inBatch<T>(work: (tx: BatchTransaction) => Promise<T>): Promise<T>;
+
+  listUsers(scope: string): Promise<UserView[]>;
+  findUser(scope: string, username: string): Promise<UserView | undefined>;
+  listCompanies(scope: string, options: { includeHidden: boolean }): Promise<CompanyRecord[]>;
+  findLatestJournal(scope: string, batchId: string): Promise<JournalEntry | undefined>;
+  groupExists(group: string): Promise<boolean>;
+
+  addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'>;
+  /** Registers only a fingerprint the store has never seen, so a revoked one stays revoked. */
+  addFingerprintIfUnknown(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<boolean>;
+  listFingerprints(): Promise<FingerprintRecord[]>;
+  revokeFingerprint(fingerprint: string): Promise<boolean>;
+  findActiveFingerprint(fingerprint: string): Promise<FingerprintRecord | undefined>;
+
+  /** Throws store-unavailable when the store cannot answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
