@@ -10,11 +10,14 @@ export type CredentialKind = 'certificate' | 'password' | 'session' | 'cli';
  */
 export interface Principal {
   kind: CredentialKind;
+  /** The credential itself: fingerprint, server username, session user or "cli". */
   name: string;
+  label?: string;
   scope: string;
   actingUser?: string;
 }
 
 export function describePrincipal(p: Principal): string {
-  return p.actingUser ? `${p.kind}:${p.name} as ${p.actingUser}` : `${p.kind}:${p.name}`;
+  const who = `${p.kind}:${p.label ?? p.name}`;
+  return p.actingUser ? `${who} as ${p.actingUser}` : who;
 }

@@ -1,0 +1,246 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BatchExecutor } from './batch/execute';
+import { loadConfig, SETTINGS, usage, type Config } from './config';
+import { ROOT_GROUP } from './domain/principals';
+import { isFlexiError } from './errors';
+import { createLogger } from './log';
+import { ensureDevPki } from './pki/dev-pki';
+import { normalizeFingerprint } from './pki/fingerprint';
+import { startServer } from './server/server';
+import { openStore } from './store/open-store';
+import type { Store } from './store/store';
+
+interface Command {
+  usage: string;
+  summary: string;
+  positionals: number;
+  run(args: string[], flags: Flags, config: Config): Promise<number>;
+}
+
+type Flags = Record<string, string | boolean | undefined>;
+
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
+const err = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function fingerprintArgument(raw: string): string {
+  try {
+    return normalizeFingerprint(raw);
+  } catch (e) {
+    throw usage((e as Error).message);
+  }
+}
+
+async function withStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(config.db);
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    usage: 'serve',
+    summary: 'run the HTTPS server (creates the dev PKI on first start)',
+    positionals: 0,
+    async run(_args, _flags, config) {
+      const logger = createLogger(config.logLevel);
+      const server = await startServer(config, logger);
+      err(`flexi-admin is listening on https://${config.host}:${server.port} (store: ${server.store.kind})`);
+      err(`try: ${server.curlLine}`);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          logger.info('shutting down', { signal });
+          void server.close().then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      return 0;
+    },
+  },
+  'certs init': {
+    usage: 'certs init',
+    summary: 'create the missing files of the dev PKI in the certificate folder (never overwrites)',
+    positionals: 0,
+    async run(_args, _flags, config) {
+      const { paths, created } = ensureDevPki(config.certs);
+      out(created.length ? `created ${created.join(', ')} in ${paths.dir}` : `all certificates already exist in ${paths.dir}`);
+      return 0;
+    },
+  },
+  'fingerprint add': {
+    usage: 'fingerprint add <sha1> [--scope GROUP] [--label TEXT]',
+    summary: 'trust a client certificate by its SHA1 fingerprint (AB:CD:…, abcd…, or openssl\'s "SHA1 Fingerprint=…")',
+    positionals: 1,
+    async run([raw], flags, config) {
+      const fingerprint = fingerprintArgument(raw);
+      const scope = typeof flags.scope === 'string' ? flags.scope : ROOT_GROUP;
+      const label = typeof flags.label === 'string' ? flags.label : null;
+      return withStore(config, async (store) => {
+        if (!(await store.groupExists(scope))) throw usage(`license group '${scope}' does not exist`);
+        const result = await store.addFingerprint({ fingerprint, scope, label });
+        out(`${result} ${fingerprint} (scope ${scope}${label ? `, label "${label}"` : ''})`);
+        return 0;
+      });
+    },
+  },
+  'fingerprint list': {
+    usage: 'fingerprint list',
+    summary: 'list registered fingerprints with scope, label and state',
+    positionals: 0,
+    async run(_args, _flags, config) {
+      return withStore(config, async (store) => {
+        for (const f of await store.listFingerprints()) {
+          const state = f.revokedAt ? `revoked ${f.revokedAt}` : 'active';
+          out(`${f.fingerprint}\t${f.scope}\t${state}\t${f.label ?? ''}`);
+        }
+        return 0;
+      });
+    },
+  },
+  'fingerprint revoke': {
+    usage: 'fingerprint revoke <sha1>',
+    summary: 'stop trusting a fingerprint (takes effect on the next request)',
+    positionals: 1,
+    async run([raw], _flags, config) {
+      const fingerprint = fingerprintArgument(raw);
+      return withStore(config, async (store) => {
+        if (!(await store.revokeFingerprint(fingerprint))) {
+          err(`flexi-admin: ${fingerprint} is not an active registered fingerprint`);
+          return 1;
+        }
+        out(`revoked ${fingerprint}`);
+        return 0;
+      });
+    },
+  },
+  'batch apply': {
+    usage: 'batch apply FILE',
+    summary: 'apply a batch file directly to the store as the root principal "cli" and print the result XML',
+    positionals: 1,
+    async run([file], _flags, config) {
+      let body: string;
+      try {
+        body = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw usage(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      return withStore(config, async (store) => {
+        const executor = new BatchExecutor(store, {
+          maxOperations: config.maxOperations,
+          hashPolicy: { algorithm: config.passwordHash, pbkdf2Iterations: config.pbkdf2Iterations },
+        });
+        const outcome = await executor.execute(body, { kind: 'cli', name: 'cli', scope: ROOT_GROUP });
+        process.stdout.write(outcome.xml);
+        return 0;
+      });
+    },
+  },
+  migrate: {
+    usage: 'migrate',
+    summary: 'apply pending schema migrations to the store and exit',
+    positionals: 0,
+    async run(_args, _flags, config) {
+      await withStore(config, async () => undefined);
+      out(`store ${config.db.replace(/\/\/[^@/]*@/, '//***@')} is up to date`);
+      return 0;
+    },
+  },
+};
+
+function optionSpec() {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    help: { type: 'boolean' },
+    config: { type: 'string' },
+    scope: { type: 'string' },
+    label: { type: 'string' },
+  };
+  for (const s of Object.values(SETTINGS)) {
+    options[s.flag] = { type: s.boolean ? 'boolean' : 'string' };
+    if (s.boolean) options[`no-${s.flag}`] = { type: 'boolean' };
+  }
+  return options;
+}
+
+function settingsHelp(): string {
+  return Object.values(SETTINGS)
+    .map((s) => `  --${s.boolean ? `[no-]${s.flag}` : `${s.flag} VALUE`}`.padEnd(30) + `${s.help} [${s.env}]`)
+    .join('\n');
+}
+
+function help(command?: string): string {
+  const head = command
+    ? `usage: flexi-admin ${COMMANDS[command].usage} [options]\n\n${COMMANDS[command].summary}\n`
+    : `usage: flexi-admin <command> [options]\n\ncommands:\n${Object.values(COMMANDS)
+        .map((c) => `  ${c.usage.padEnd(52)}${c.summary}`)
+        .join('\n')}\n`;
+  return `${head}\noptions (flags win over environment variables, which win over the --config JSON file [FLEXI_CONFIG]):\n${settingsHelp()}\n  --help${' '.repeat(24)}show this help\n`;
+}
+
+function findCommand(positionals: string[]): [string, string[]] | undefined {
+  for (const words of [2, 1]) {
+    const name = positionals.slice(0, words).join(' ');
+    if (Object.hasOwn(COMMANDS, name)) return [name, positionals.slice(words)];
+  }
+  return undefined;
+}
+
+/** Entry point of the `flexi-admin` binary; resolves to the exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options: optionSpec(), allowPositionals: true, strict: true });
+    } catch (e) {
+      throw usage((e as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, ''));
+    }
+    const flags: Flags = { ...parsed.values };
+    for (const s of Object.values(SETTINGS)) {
+      if (s.boolean && flags[`no-${s.flag}`]) flags[s.flag] = 'false';
+      else if (s.boolean && flags[s.flag] === true) flags[s.flag] = 'true';
+    }
+    const found = findCommand(parsed.positionals);
+    if (!found) {
+      if (flags.help || parsed.positionals.length === 0) {
+        process.stdout.write(help());
+        return flags.help ? 0 : 2;
+      }
+      throw usage(`unknown command '${parsed.positionals.join(' ')}'; run flexi-admin --help`);
+    }
+    const [name, args] = found;
+    if (flags.help) {
+      process.stdout.write(help(name));
+      return 0;
+    }
+    const command = COMMANDS[name];
+    if (args.length !== command.positionals) {
+      throw usage(`${name} takes ${command.positionals || 'no'} argument${command.positionals === 1 ? '' : 's'}: flexi-admin ${command.usage}`);
+    }
+    if ((flags.scope !== undefined || flags.label !== undefined) && name !== 'fingerprint add') {
+      throw usage('--scope and --label belong to fingerprint add');
+    }
+    const config = loadConfig({ flags, env });
+    return await command.run(args, flags, config);
+  } catch (e) {
+    if (isFlexiError(e)) {
+      err(`flexi-admin: ${e.message}`);
+      return e.code === 'usage' ? 2 : 1;
+    }
+    throw e;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      err(`flexi-admin: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,151 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DEFAULT_PBKDF2_ITERATIONS, HASH_ALGORITHMS, isHashAlgorithm, type HashAlgorithm } from './domain/passwords';
+import { FlexiError } from './errors';
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  port: number;
+  host: string;
+  db: string;
+  certs: string;
+  serverAuth: string | null;
+  passwordAuth: boolean;
+  clientCa: string | null;
+  devPki: boolean;
+  bodyLimit: number;
+  maxOperations: number;
+  logLevel: LogLevel;
+  passwordHash: HashAlgorithm;
+  pbkdf2Iterations: number;
+  requestTimeoutMs: number;
+  shutdownTimeoutMs: number;
+}
+
+/** One setting: its flag, environment variable, config-file key and how to read it. */
+interface Setting<K extends keyof Config> {
+  key: K;
+  flag: string;
+  env: string;
+  help: string;
+  boolean?: boolean;
+  read: (text: string) => Config[K];
+}
+
+function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw usage(`${name} must be a whole number from ${min} to ${max}, not '${text}'`);
+    return n;
+  };
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw usage(`body limit must be a size such as 32MiB or 1048576, not '${text}'`);
+  return Math.floor(Number(m[1]) * unit);
+}
+
+function bool(name: string) {
+  return (text: string): boolean => {
+    if (/^(1|true|yes|on)$/i.test(text)) return true;
+    if (/^(0|false|no|off)$/i.test(text)) return false;
+    throw usage(`${name} must be true or false, not '${text}'`);
+  };
+}
+
+const text = (t: string): string => t;
+const nullableText = (t: string): string | null => t || null;
+
+export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
+  port: { key: 'port', flag: 'port', env: 'FLEXI_PORT', help: 'HTTPS port (default 7000; 0 picks a free one)', read: integer('port', 0, 65535) },
+  host: { key: 'host', flag: 'host', env: 'FLEXI_HOST', help: 'bind address (default 0.0.0.0)', read: text },
+  db: { key: 'db', flag: 'db', env: 'FLEXI_DB', help: 'store: a SQLite file path or a postgres:// URL (default data/flexi-admin.db)', read: text },
+  certs: { key: 'certs', flag: 'certs', env: 'FLEXI_CERTS', help: 'certificate folder (default certs)', read: text },
+  serverAuth: { key: 'serverAuth', flag: 'server-auth', env: 'FLEXI_SERVER_AUTH', help: 'server-auth properties XML with username and password (default: none, password login off)', read: nullableText },
+  passwordAuth: { key: 'passwordAuth', flag: 'password-auth', env: 'FLEXI_PASSWORD_AUTH', boolean: true, help: 'accept the server-auth password (--no-password-auth switches it off)', read: bool('password-auth') },
+  clientCa: { key: 'clientCa', flag: 'client-ca', env: 'FLEXI_CLIENT_CA', help: 'also require client certificate chains to verify against this CA file', read: nullableText },
+  devPki: { key: 'devPki', flag: 'dev-pki', env: 'FLEXI_DEV_PKI', boolean: true, help: 'create missing dev certificates and register the dev client on start (--no-dev-pki for production)', read: bool('dev-pki') },
+  bodyLimit: { key: 'bodyLimit', flag: 'body-limit', env: 'FLEXI_BODY_LIMIT', help: 'largest accepted body (default 32MiB)', read: parseSize },
+  maxOperations: { key: 'maxOperations', flag: 'max-operations', env: 'FLEXI_MAX_OPERATIONS', help: 'most operations in one batch (default 100000)', read: integer('max-operations', 1) },
+  logLevel: {
+    key: 'logLevel', flag: 'log-level', env: 'FLEXI_LOG_LEVEL', help: `log level: ${LOG_LEVELS.join(', ')} (default info)`,
+    read: (t) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(t)) throw usage(`log level must be one of ${LOG_LEVELS.join(', ')}, not '${t}'`);
+      return t as LogLevel;
+    },
+  },
+  passwordHash: {
+    key: 'passwordHash', flag: 'password-hash', env: 'FLEXI_PASSWORD_HASH', help: `algorithm for plain-text passwords: ${HASH_ALGORITHMS.join(', ')} (default sha256; pbkdf2 recommended)`,
+    read: (t) => {
+      if (!isHashAlgorithm(t)) throw usage(`password hash must be one of ${HASH_ALGORITHMS.join(', ')}, not '${t}'`);
+      return t;
+    },
+  },
+  pbkdf2Iterations: { key: 'pbkdf2Iterations', flag: 'pbkdf2-iterations', env: 'FLEXI_PBKDF2_ITERATIONS', help: `PBKDF2 iterations for new hashes (default ${DEFAULT_PBKDF2_ITERATIONS})`, read: integer('pbkdf2-iterations', 1) },
+  requestTimeoutMs: { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'FLEXI_REQUEST_TIMEOUT', help: 'milliseconds a client has to send its whole request (default 60000)', read: integer('request-timeout', 1000) },
+  shutdownTimeoutMs: { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'FLEXI_SHUTDOWN_TIMEOUT', help: 'milliseconds to finish in-flight batches on SIGTERM (default 30000)', read: integer('shutdown-timeout', 0) },
+};
+
+export const DEFAULTS: Config = {
+  port: 7000,
+  host: '0.0.0.0',
+  db: 'data/flexi-admin.db',
+  certs: 'certs',
+  serverAuth: null,
+  passwordAuth: true,
+  clientCa: null,
+  devPki: true,
+  bodyLimit: 32 * 1024 * 1024,
+  maxOperations: 100_000,
+  logLevel: 'info',
+  passwordHash: 'sha256',
+  pbkdf2Iterations: DEFAULT_PBKDF2_ITERATIONS,
+  requestTimeoutMs: 60_000,
+  shutdownTimeoutMs: 30_000,
+};
+
+export function usage(message: string): FlexiError {
+  return new FlexiError('usage', message);
+}
+
+type Sources = { flags: Record<string, string | boolean | undefined>; env: NodeJS.ProcessEnv; configFile?: string };
+
+/** flags > environment > config file (JSON, keys as in Config or as flags) > defaults; validated once. */
+export function loadConfig({ flags, env, configFile }: Sources): Config {
+  const fileValues = readConfigFile(configFile ?? (typeof flags.config === 'string' ? flags.config : env.FLEXI_CONFIG));
+  const config = { ...DEFAULTS } as Record<keyof Config, unknown>;
+  for (const setting of Object.values(SETTINGS) as Setting<keyof Config>[]) {
+    const flag = flags[setting.flag];
+    const raw =
+      flag !== undefined ? String(flag)
+      : env[setting.env] !== undefined && env[setting.env] !== '' ? env[setting.env]
+      : fileValues.get(setting.key) ?? fileValues.get(setting.flag);
+    if (raw !== undefined) config[setting.key] = setting.read(String(raw));
+  }
+  const result = config as unknown as Config;
+  if (!/^postgres(ql)?:\/\//i.test(result.db) && result.db !== ':memory:') result.db = resolve(result.db);
+  result.certs = resolve(result.certs);
+  return result;
+}
+
+function readConfigFile(path: string | undefined): Map<string, string> {
+  const values = new Map<string, string>();
+  if (!path) return values;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new FlexiError('config', `Cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new FlexiError('config', `The config file ${path} must hold one JSON object.`);
+  }
+  for (const [key, value] of Object.entries(parsed)) values.set(key, String(value));
+  return values;
+}

@@ -1,0 +1,46 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { describePrincipal, type Principal } from '../domain/principals';
+import { FlexiError } from '../errors';
+import type { AppDeps } from './context';
+import { errorHandler, formatOf, sendEnvelope } from './envelope';
+import { batchRoutes } from './routes/batch';
+import { directoryRoutes } from './routes/directory';
+import { statusRoutes } from './routes/status';
+
+/** One JSON line per request; bodies, credentials and hashes are never among the fields. */
+function requestLog(deps: AppDeps) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const principal = res.locals.principal as Principal | undefined;
+      deps.logger.info('request', {
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        durationMs: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
+        batchId: res.locals.batchId,
+        principal: principal ? describePrincipal(principal) : undefined,
+        counts: res.locals.stats,
+        error: res.locals.error,
+      });
+    });
+    next();
+  };
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestLog(deps));
+  const router = express.Router({ caseSensitive: true, strict: true });
+  statusRoutes(router, deps);
+  batchRoutes(router, deps);
+  directoryRoutes(router, deps);
+  app.use(router);
+  app.use((req: Request, res: Response) => {
+    sendEnvelope(res, new FlexiError('not-found', `There is no endpoint ${req.method} ${req.path}.`), formatOf(req.path));
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,34 @@
+import type { Router } from 'express';
+import { FlexiError } from '../../errors';
+import { formatOf } from '../envelope';
+import { isRootScope, principalOf, requireAuth, type AppDeps } from '../context';
+import { renderCompanies, renderUser, renderUsers } from '../views';
+
+const contentType = (path: string): string => (formatOf(path) === 'json' ? 'application/json' : 'application/xml');
+
+/** Read-only listings of users (`/u…`) and companies (`/c…`) within the caller's scope. */
+export function directoryRoutes(router: Router, deps: AppDeps): void {
+  for (const path of ['/u.json', '/u.xml']) {
+    router.get(path, requireAuth(deps), async (_req, res) => {
+      const users = await deps.store.listUsers(principalOf(res).scope);
+      res.type(contentType(path)).send(renderUsers(users, formatOf(path)));
+    });
+  }
+
+  router.get('/u/:file', requireAuth(deps), async (req, res) => {
+    const file = String(req.params.file);
+    const m = /^(.+)\.(json|xml)$/.exec(file);
+    if (!m) throw new FlexiError('not-found', `Ask for /u/${file}.json or /u/${file}.xml.`);
+    const user = await deps.store.findUser(principalOf(res).scope, m[1]);
+    if (!user) throw new FlexiError('not-found', `User ${m[1]} does not exist.`);
+    res.type(contentType(file)).send(renderUser(user, formatOf(file)));
+  });
+
+  for (const path of ['/c.json', '/c.xml']) {
+    router.get(path, requireAuth(deps), async (_req, res) => {
+      const principal = principalOf(res);
+      const companies = await deps.store.listCompanies(principal.scope, { includeHidden: isRootScope(principal) });
+      res.type(contentType(path)).send(renderCompanies(companies, formatOf(path)));
+    });
+  }
+}

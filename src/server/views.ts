@@ -1,0 +1,79 @@
+import { escapeXml } from '../batch/render';
+import type { CompanyRecord } from '../domain/companies';
+import { PERMISSION_NAMES } from '../domain/permissions';
+import type { UserView } from '../store/store';
+import type { Format } from './envelope';
+
+export function companyState(c: CompanyRecord): 'ESTABLISHED' | 'DISCONNECTED' {
+  return c.show ? 'ESTABLISHED' : 'DISCONNECTED';
+}
+
+function companyJson(c: CompanyRecord) {
+  return {
+    dbNazev: c.id,
+    name: c.name,
+    country: c.country,
+    regNo: c.regNo,
+    vatId: c.vatId,
+    type: c.type,
+    show: c.show,
+    licenseGroup: c.licenseGroup,
+    state: companyState(c),
+  };
+}
+
+function userJson(u: UserView, detailed: boolean) {
+  const summary = {
+    username: u.username,
+    email: u.email,
+    givenName: u.givenName,
+    familyName: u.familyName,
+    userType: u.userType,
+    blocked: u.blocked,
+    licenseGroup: u.licenseGroup,
+  };
+  if (!detailed) return summary;
+  return {
+    ...summary,
+    blockMessage: u.blockMessage,
+    defaultRole: u.defaultRole,
+    permissions: u.permissions,
+    access: u.access,
+  };
+}
+
+const wrapJson = (key: string, value: unknown): string => `${JSON.stringify({ winstrom: { '@version': '1.0', [key]: value } }, null, 2)}\n`;
+
+const el = (name: string, value: unknown): string =>
+  value === null || value === undefined ? `<${name}/>` : `<${name}>${escapeXml(String(value))}</${name}>`;
+
+const wrapXml = (inner: string[]): string =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<winstrom version="1.0">\n${inner.join('')}</winstrom>\n`;
+
+function companyXml(c: CompanyRecord): string {
+  const j = companyJson(c);
+  return `  <company>${Object.entries(j).map(([k, v]) => el(k, v)).join('')}</company>\n`;
+}
+
+function userXml(u: UserView, detailed: boolean): string {
+  const j = userJson(u, detailed) as Record<string, unknown>;
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(j)) {
+    if (k === 'permissions') parts.push(`<permissions>${PERMISSION_NAMES.map((p) => el(p, u.permissions[p])).join('')}</permissions>`);
+    else if (k === 'access') parts.push(`<access>${u.access.map((a) => `<company role="${a.role}">${escapeXml(a.company)}</company>`).join('')}</access>`);
+    else parts.push(el(k, v));
+  }
+  return `  <user>${parts.join('')}</user>\n`;
+}
+
+export function renderCompanies(companies: CompanyRecord[], format: Format): string {
+  return format === 'json' ? wrapJson('company', companies.map(companyJson)) : wrapXml(companies.map(companyXml));
+}
+
+export function renderUsers(users: UserView[], format: Format): string {
+  return format === 'json' ? wrapJson('user', users.map((u) => userJson(u, false))) : wrapXml(users.map((u) => userXml(u, false)));
+}
+
+export function renderUser(user: UserView, format: Format): string {
+  return format === 'json' ? wrapJson('user', [userJson(user, true)]) : wrapXml([userXml(user, true)]);
+}
