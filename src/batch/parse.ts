@@ -304,7 +304,7 @@ function readRoot(root: XmlElement): Pick<BatchDocument, 'id' | 'atomic' | 'dryR
   }
   const id = root.attributes.get('id')?.trim();
   if (!id) throw new FlexiError('bad-request', `The batch needs an id: <${ROOT} id="…">.`);
-  if (id.length > MAX_BATCH_ID || /[\u0000-\u001f]/.test(id)) {
+  if (id.length > MAX_BATCH_ID || [...id].some((ch) => ch.charCodeAt(0) < 0x20)) {
     throw new FlexiError('bad-request', `The batch id must be at most ${MAX_BATCH_ID} printable characters.`);
   }
   if (root.text) throw new FlexiError('bad-request', `<${ROOT}> must contain only operation elements, not text.`);
