@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { BatchExecutor } from './batch/execute';
 import { loadConfig, SETTINGS, usage, type Config } from './config';
 import { ROOT_GROUP } from './domain/principals';
-import { isFlexiError } from './errors';
+import { FlexiError, isFlexiError } from './errors';
 import { createLogger } from './log';
 import { ensureDevPki } from './pki/dev-pki';
 import { normalizeFingerprint } from './pki/fingerprint';
@@ -48,9 +48,8 @@ const COMMANDS: Record<string, Command> = {
     async run(_args, _flags, config) {
       const logger = createLogger(config.logLevel);
       const server = await startServer(config, logger);
-      err(`flexi-admin is listening on https://${config.host}:${server.port} (store: ${server.store.kind})`);
-      err(`try: ${server.curlLine}`);
-      await new Promise<void>((resolve) => {
+      // The handlers go in before the announcement: whoever waits for it may signal at once.
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
           logger.info('shutting down', { signal });
           void server.close().then(resolve);
@@ -58,6 +57,9 @@ const COMMANDS: Record<string, Command> = {
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });
+      err(`flexi-admin is listening on https://${config.host}:${server.port} (store: ${server.store.kind})`);
+      err(`try: ${server.curlLine}`);
+      await stopped;
       return 0;
     },
   },
@@ -133,7 +135,14 @@ const COMMANDS: Record<string, Command> = {
           maxOperations: config.maxOperations,
           hashPolicy: { algorithm: config.passwordHash, pbkdf2Iterations: config.pbkdf2Iterations },
         });
-        const outcome = await executor.execute(body, { kind: 'cli', name: 'cli', scope: ROOT_GROUP });
+        let outcome;
+        try {
+          outcome = await executor.execute(body, { kind: 'cli', name: 'cli', scope: ROOT_GROUP });
+        } catch (e) {
+          // The message was written for HTTP clients ("The body …"); name the file instead.
+          if (isFlexiError(e) && e.code !== 'store-unavailable') throw new FlexiError(e.code, `${file} was rejected, nothing applied: ${e.message}`);
+          throw e;
+        }
         process.stdout.write(outcome.xml);
         return 0;
       });
@@ -152,8 +161,8 @@ const COMMANDS: Record<string, Command> = {
 };
 
 function optionSpec() {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
-    help: { type: 'boolean' },
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
     config: { type: 'string' },
     scope: { type: 'string' },
     label: { type: 'string' },
@@ -165,19 +174,33 @@ function optionSpec() {
   return options;
 }
 
-function settingsHelp(): string {
-  return Object.values(SETTINGS)
-    .map((s) => `  --${s.boolean ? `[no-]${s.flag}` : `${s.flag} VALUE`}`.padEnd(30) + `${s.help} [${s.env}]`)
-    .join('\n');
+const option = (name: string, text: string): string => `  ${name.padEnd(28)}${text}`;
+
+function optionsHelp(): string {
+  return [
+    ...Object.values(SETTINGS).map((s) => option(`--${s.boolean ? `[no-]${s.flag}` : `${s.flag} VALUE`}`, `${s.help} [${s.env}]`)),
+    option('--config FILE', 'JSON file of settings, keyed as the flags above [FLEXI_CONFIG]'),
+    option('-h, --help', 'show this help'),
+  ].join('\n');
 }
 
-function help(command?: string): string {
-  const head = command
-    ? `usage: flexi-admin ${COMMANDS[command].usage} [options]\n\n${COMMANDS[command].summary}\n`
-    : `usage: flexi-admin <command> [options]\n\ncommands:\n${Object.values(COMMANDS)
-        .map((c) => `  ${c.usage.padEnd(52)}${c.summary}`)
-        .join('\n')}\n`;
-  return `${head}\noptions (flags win over environment variables, which win over the --config JSON file [FLEXI_CONFIG]):\n${settingsHelp()}\n  --help${' '.repeat(24)}show this help\n`;
+/** The commands whose first word is `group` ("fingerprint" → add, list, revoke). */
+function commandsOf(group: string): string[] {
+  return Object.keys(COMMANDS).filter((name) => name.startsWith(`${group} `));
+}
+
+function commandList(names: string[]): string {
+  const width = Math.max(...names.map((n) => COMMANDS[n].usage.length)) + 2;
+  return names.map((n) => `  ${COMMANDS[n].usage.padEnd(width)}${COMMANDS[n].summary}`).join('\n');
+}
+
+/** Help for one command, for a group of commands ("fingerprint"), or for all of them. */
+function help(topic?: string): string {
+  const head =
+    topic && Object.hasOwn(COMMANDS, topic) ? `usage: flexi-admin ${COMMANDS[topic].usage} [options]\n\n${COMMANDS[topic].summary}\n`
+    : topic ? `usage: flexi-admin ${topic} <${commandsOf(topic).map((n) => n.slice(topic.length + 1)).join('|')}> [options]\n\ncommands:\n${commandList(commandsOf(topic))}\n`
+    : `usage: flexi-admin <command> [options]\n\ncommands:\n${commandList(Object.keys(COMMANDS))}\n`;
+  return `${head}\noptions (flags win over environment variables, which win over the --config file):\n${optionsHelp()}\n`;
 }
 
 function findCommand(positionals: string[]): [string, string[]] | undefined {
@@ -204,9 +227,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     const found = findCommand(parsed.positionals);
     if (!found) {
-      if (flags.help || parsed.positionals.length === 0) {
-        process.stdout.write(help());
-        return flags.help ? 0 : 2;
+      const [first, ...rest] = parsed.positionals;
+      const group = first !== undefined && rest.length === 0 && commandsOf(first).length > 0 ? first : undefined;
+      if (flags.help && (first === undefined || group)) {
+        process.stdout.write(help(group));
+        return 0;
+      }
+      if (first === undefined) throw usage('no command given; run flexi-admin --help for the list of commands');
+      if (group) {
+        const names = commandsOf(group).map((n) => n.slice(group.length + 1));
+        throw usage(`${group} needs one of the subcommands ${names.join(', ')}; run flexi-admin ${group} --help`);
       }
       throw usage(`unknown command '${parsed.positionals.join(' ')}'; run flexi-admin --help`);
     }

@@ -146,6 +146,17 @@ function readConfigFile(path: string | undefined): Map<string, string> {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new FlexiError('config', `The config file ${path} must hold one JSON object.`);
   }
-  for (const [key, value] of Object.entries(parsed)) values.set(key, String(value));
+  const known = Object.values(SETTINGS) as Setting<keyof Config>[];
+  for (const [key, value] of Object.entries(parsed)) {
+    // A misspelt key would otherwise be ignored in silence and the default used instead.
+    if (!known.some((s) => s.key === key || s.flag === key)) {
+      throw new FlexiError('config', `The config file ${path} has an unknown setting '${key}'; known settings: ${known.map((s) => s.flag).join(', ')}.`);
+    }
+    if (value === null) continue;
+    if (!['string', 'number', 'boolean'].includes(typeof value)) {
+      throw new FlexiError('config', `The setting '${key}' in the config file ${path} must be a string, a number or a boolean.`);
+    }
+    values.set(key, String(value));
+  }
   return values;
 }

@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { describePrincipal, type Principal } from '../domain/principals';
 import { FlexiError } from '../errors';
-import type { AppDeps } from './context';
+import { requireAuth, type AppDeps } from './context';
 import { errorHandler, formatOf, sendEnvelope } from './envelope';
 import { batchRoutes } from './routes/batch';
 import { directoryRoutes } from './routes/directory';
@@ -38,7 +38,9 @@ export function createApp(deps: AppDeps): express.Express {
   batchRoutes(router, deps);
   directoryRoutes(router, deps);
   app.use(router);
-  app.use((req: Request, res: Response) => {
+  // Every request but the public ones must be authenticated (SPEC §2), so unknown paths are
+  // no exception: without credentials they answer 401 and reveal nothing about the routes.
+  app.use(requireAuth(deps), (req: Request, res: Response) => {
     sendEnvelope(res, new FlexiError('not-found', `There is no endpoint ${req.method} ${req.path}.`), formatOf(req.path));
   });
   app.use(errorHandler(deps.logger));

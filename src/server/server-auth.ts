@@ -12,6 +12,10 @@ export interface ServerCredentials {
   passwordDigest: Buffer;
 }
 
+/** `<!DOCTYPE properties SYSTEM "…">` or `PUBLIC "…" "…"`, either quote style, no internal subset. */
+const QUOTED = `(?:"[^"]*"|'[^']*')`;
+const EXTERNAL_DOCTYPE = new RegExp(`<!DOCTYPE\\s+properties\\s+(?:SYSTEM\\s+${QUOTED}|PUBLIC\\s+${QUOTED}\\s+${QUOTED})\\s*>`);
+
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
 /**
@@ -25,12 +29,19 @@ export function readServerAuth(path: string): ServerCredentials {
   } catch (err) {
     throw new FlexiError('config', `Cannot read the server-auth file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`);
   }
-  const withoutDoctype = text.replace(/<!DOCTYPE\s+properties\s+SYSTEM\s+"[^"]*"\s*>/, '');
+  const withoutDoctype = text.replace(/^\uFEFF/, '').replace(EXTERNAL_DOCTYPE, '');
+  if (/<!\s*(DOCTYPE|ENTITY)/i.test(withoutDoctype)) {
+    throw new FlexiError(
+      'config',
+      `The server-auth file ${path} may only name an external DTD (<!DOCTYPE properties SYSTEM "…">); entity declarations and internal DTD subsets are refused.`,
+    );
+  }
   let root;
   try {
     root = parseXmlDocument(withoutDoctype);
   } catch (err) {
-    throw new FlexiError('config', `The server-auth file ${path} is not valid: ${(err as Error).message}`);
+    const reason = (err as Error).message.replace(/^The body is not a valid batch document: /, '');
+    throw new FlexiError('config', `The server-auth file ${path} is not well-formed XML: ${reason}`);
   }
   const entries = new Map<string, string>();
   for (const child of root.children) {
