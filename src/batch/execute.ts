@@ -24,15 +24,29 @@ export interface BatchOutcome {
 
 const pairKey = (stored: string, plain: string): string => `${stored}\u0000${plain}`;
 
-/** Verifies re-sent plain-text passwords against the stored hashes, off the event loop. */
+/**
+ * Verifies, off the event loop, every plain-text password of the batch against every stored form
+ * the planner may compare it with: the user's stored hash and any pre-hashed password the batch
+ * gives that user. The planner then never has to run a (possibly slow) PBKDF2 synchronously.
+ */
 async function verifyAgainstSnapshot(doc: BatchDocument, snapshot: Snapshot): Promise<Map<string, boolean>> {
-  const stored = new Map(snapshot.users.map((u) => [u.key, u.passwordHash]));
+  const storedForms = new Map<string, Set<string>>();
+  const addForm = (key: string, stored: string): void => {
+    const forms = storedForms.get(key) ?? new Set<string>();
+    forms.add(stored);
+    storedForms.set(key, forms);
+  };
+  for (const u of snapshot.users) if (u.passwordHash) addForm(u.key, u.passwordHash);
+  for (const op of doc.operations) {
+    if (op.kind === 'user' && op.username && !op.invalid && op.fields.password?.kind === 'hashed') addForm(userKey(op.username), op.fields.password.stored);
+  }
   const checks = new Map<string, Promise<boolean>>();
   for (const op of doc.operations) {
-    if (op.kind !== 'user' || !op.username || op.fields.password?.kind !== 'plain') continue;
-    const hash = stored.get(userKey(op.username));
+    if (op.kind !== 'user' || !op.username || op.invalid || op.fields.password?.kind !== 'plain') continue;
     const plain = op.fields.password.value;
-    if (hash && !checks.has(pairKey(hash, plain))) checks.set(pairKey(hash, plain), verifyPassword(hash, plain));
+    for (const stored of storedForms.get(userKey(op.username)) ?? []) {
+      if (!checks.has(pairKey(stored, plain))) checks.set(pairKey(stored, plain), verifyPassword(stored, plain));
+    }
   }
   const results = new Map<string, boolean>();
   for (const [key, check] of checks) results.set(key, await check);

@@ -26,6 +26,8 @@ const ROOT_ATTRIBUTES = ['id', 'atomic', 'dry-run'];
 const MAX_BATCH_ID = 200;
 const MAX_TEXT = 255;
 const MAX_PASSWORD = 1024;
+/** More would let one pre-hashed password keep a CPU busy for many seconds at every re-send. */
+const MAX_PBKDF2_ITERATIONS = 10_000_000;
 
 /** Localized element names of the German copy of the original documentation. */
 const USER_ALIASES: Readonly<Record<string, string>> = {
@@ -138,8 +140,8 @@ function parsePassword(element: XmlElement): UserFields['password'] {
   if (hash === 'pbkdf2') {
     const given = element.attributes.get('iterations');
     iterations = Number(given);
-    if (given === undefined || !/^[1-9][0-9]{0,8}$/.test(given)) {
-      invalid('a pbkdf2 <password> needs an iterations attribute with a positive whole number');
+    if (given === undefined || !/^[1-9][0-9]{0,7}$/.test(given) || iterations > MAX_PBKDF2_ITERATIONS) {
+      invalid(`a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to ${MAX_PBKDF2_ITERATIONS}`);
     }
   } else if (element.attributes.has('iterations')) {
     invalid(`the iterations attribute belongs to pbkdf2 hashes, not ${hash}`);

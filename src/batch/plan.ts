@@ -1,6 +1,6 @@
 import type { AccessRecord } from '../domain/access';
 import type { CompanyRecord } from '../domain/companies';
-import { companyIdCandidate, deriveCompanyId } from '../domain/company-id';
+import { companyIdCandidate, companyIdCandidateIndex, deriveCompanyId } from '../domain/company-id';
 import { DEFAULT_COUNTRY, defaultOrgType, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
 import { noPermissions, PERMISSION_NAMES, type Permissions } from '../domain/permissions';
 import type { Principal } from '../domain/principals';
@@ -184,6 +184,11 @@ class WorkingState {
     }
   }
 
+  /** The user as the snapshot had it, before this batch. */
+  originalUser(key: string): UserRecord | undefined {
+    return this.originalUsers.get(key);
+  }
+
   grantsOf(user: string): Map<string, RoleCode> {
     let g = this.grants.get(user);
     if (!g) this.grants.set(user, (g = new Map()));
@@ -268,8 +273,11 @@ class Planner {
       switch (op.kind) {
         case 'user':
           return { ...head, ...this.user(op) };
-        case 'company':
-          return { ...head, ...this.company(op, head) };
+        case 'company': {
+          // company() resolves a derived id into head.id, so it runs before head is copied.
+          const outcome = this.company(op, head);
+          return { ...head, ...outcome };
+        }
         case 'access':
           return { ...head, ...this.access(op) };
         default:
@@ -329,16 +337,25 @@ class Planner {
       user.passwordHash = password.stored;
       delete user.newPassword;
     }
-    if (password?.kind === 'plain' && !this.passwordIsAlready(user, password.value)) {
-      user.newPassword = password.value;
-    }
+    if (password?.kind === 'plain') this.setPlainPassword(user, password.value);
     return user;
   }
 
-  /** Plain text is compared with what the user already has, so a re-sent password is SKIPPED. */
-  private passwordIsAlready(user: WorkingUser, plain: string): boolean {
-    if (user.newPassword !== undefined) return user.newPassword === plain;
-    return user.passwordHash !== null && this.ctx.passwordMatches(user.passwordHash, plain);
+  /**
+   * Plain text is compared with what the user already has, so a re-sent password is SKIPPED;
+   * and a password that the stored hash already verifies keeps that hash (no new salt), even
+   * when the batch set another password before it, so a re-sent batch writes nothing.
+   */
+  private setPlainPassword(user: WorkingUser, plain: string): void {
+    if (user.newPassword === plain) return;
+    if (user.newPassword === undefined && user.passwordHash !== null && this.ctx.passwordMatches(user.passwordHash, plain)) return;
+    const stored = this.state.originalUser(user.key)?.passwordHash ?? null;
+    if (stored !== null && this.ctx.passwordMatches(stored, plain)) {
+      user.passwordHash = stored;
+      delete user.newPassword;
+      return;
+    }
+    user.newPassword = plain;
   }
 
   // ── companies ───────────────────────────────────────────────────────────────────────
@@ -357,22 +374,29 @@ class Planner {
   }
 
   /**
-   * An id derived from a name belongs to the company of that very name when one exists, so a
-   * re-sent batch updates it instead of creating "…_1"; a different company that happens to
-   * derive the same id makes the next free suffix.
+   * An id derived from a name belongs to the company of that very name when one exists among
+   * the candidates (base, base_1, …), so a re-sent batch updates it instead of creating another
+   * one; otherwise the first free candidate is taken (a different company that happens to
+   * derive the same id makes the next free suffix).
    */
   private resolveDerivedId(name: string | undefined): string {
     if (!name) return fail('a company needs an <id> or a <name>');
     const base = deriveCompanyId(name);
+    let sameName: { n: number; id: string } | undefined;
+    for (const company of this.state.companies.values()) {
+      if (company.name !== name) continue;
+      const n = companyIdCandidateIndex(base, company.id);
+      if (n !== undefined && (!sameName || n < sameName.n)) sameName = { n, id: company.id };
+    }
+    if (sameName) return sameName.id;
     for (let n = 0; ; n++) {
       const candidate = companyIdCandidate(base, n);
-      const existing = this.state.companies.get(candidate);
-      if (!existing || existing.name === name) return candidate;
+      if (!this.state.companies.has(candidate)) return candidate;
     }
   }
 
   private createCompany(id: string, fields: CompanyFields): Outcome {
-    if (!fields.name) return fail('a company cannot be created without a <name>');
+    if (!fields.name) return fail(`company '${id}' does not exist, and a company cannot be created without a <name>`);
     if (!fields.adminUser) return fail('a company cannot be created without an admin user (<adminUser>)');
     const admin = this.state.users.get(userKey(fields.adminUser));
     if (!admin || admin.deleted) {

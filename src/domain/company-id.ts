@@ -34,3 +34,12 @@ export function companyIdCandidate(base: string, n: number): string {
   const suffix = `_${n}`;
   return base.slice(0, COMPANY_ID_MAX - suffix.length) + suffix;
 }
+
+/** Which n makes companyIdCandidate(base, n) equal to id, or undefined when id is not a candidate of base. */
+export function companyIdCandidateIndex(base: string, id: string): number | undefined {
+  if (id === base) return 0;
+  const match = /_([1-9][0-9]{0,8})$/.exec(id);
+  if (!match) return undefined;
+  const n = Number(match[1]);
+  return companyIdCandidate(base, n) === id ? n : undefined;
+}
