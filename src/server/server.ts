@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { isAbsolute, join, relative } from 'node:path';
 import { BatchExecutor } from '../batch/execute';
 import type { Config } from '../config';
@@ -38,12 +38,20 @@ function shown(path: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
 
+/** A word for `sh`: as it is when it needs no quoting, else single-quoted. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The line printed at start: copied into a shell, it applies the corrected full sample. */
 export function curlLine(config: Config, port: number): string {
   const pki = devPkiPaths(config.certs);
   const sample = join(REPO_ROOT, 'fixtures', 'seed-samples', '08-full-sample-corrected.xml');
   const file = existsSync(sample) ? shown(sample) : 'batch.xml';
   const host = ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(config.host) ? 'localhost' : config.host;
-  return `curl -T ${file} https://${host}:${port}/admin/batch --cacert ${shown(pki.ca)} -E ${shown(pki.client)} --key ${shown(pki.clientKey)}`;
+  const authority = isIP(host) === 6 ? `[${host}]` : host;
+  const url = `https://${authority}:${port}/admin/batch`;
+  return ['curl', '-T', file, url, '--cacert', shown(pki.ca), '-E', shown(pki.client), '--key', shown(pki.clientKey)].map(shellWord).join(' ');
 }
 
 /** Registers the dev client once; a fingerprint the operator revoked stays revoked. */

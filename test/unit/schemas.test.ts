@@ -2,7 +2,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { assertValidXml } from '../support/xmllint';
 
-const SEED_SAMPLES = path.resolve(__dirname, '..', '..', '..', 'shared', 'fixtures', 'seed-samples');
+const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures');
+// The in-repository copies (fixtures/README.md): a fresh clone has no ../shared next to it.
+const SEED_SAMPLES = path.join(FIXTURES, 'seed-samples');
+
+/** Every *.xml under fixtures/, relative to it: results under an expected/ folder, batches elsewhere. */
+function fixtureFiles(): string[] {
+  const walk = (dir: string): string[] =>
+    fs
+      .readdirSync(dir, { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith('.xml') ? [path.join(dir, e.name)] : []));
+  return walk(FIXTURES)
+    .map((file) => path.relative(FIXTURES, file))
+    .sort();
+}
+
+const isResult = (file: string): boolean => file.split(path.sep).includes('expected');
 
 const SPEC_RESULT_EXAMPLE = `<?xml version="1.0" encoding="UTF-8"?>
 <flexibee-batch-result id="abc-123">
@@ -22,12 +37,8 @@ function seedSamples(): string[] {
 }
 
 describe('batch.xsd', () => {
-  it('when the seed samples are listed, then all eight are found', () => {
+  it('when the seed samples are listed, then all eight are found (each is validated with every fixture below)', () => {
     expect(seedSamples()).toHaveLength(8);
-  });
-
-  it.each(seedSamples())('when seed sample %s is validated, then it is valid as written', (name) => {
-    assertValidXml(fs.readFileSync(path.join(SEED_SAMPLES, name), 'utf8'), 'batch');
   });
 
   it('when a batch has no id, then it is invalid', () => {
@@ -55,6 +66,21 @@ describe('batch.xsd', () => {
        </user></flexibee-batch>`,
       'batch',
     );
+  });
+});
+
+describe('every fixture', () => {
+  it('when fixtures/ is listed, then it holds batches and golden results', () => {
+    expect(fixtureFiles().filter((f) => !isResult(f)).length).toBeGreaterThanOrEqual(8);
+    expect(fixtureFiles().filter(isResult).length).toBeGreaterThanOrEqual(8);
+  });
+
+  it.each(fixtureFiles().filter((f) => !isResult(f)))('when the batch fixtures/%s is validated, then it is valid against batch.xsd', (file) => {
+    assertValidXml(fs.readFileSync(path.join(FIXTURES, file), 'utf8'), 'batch');
+  });
+
+  it.each(fixtureFiles().filter(isResult))('when the result fixtures/%s is validated, then it is valid against batch-result.xsd', (file) => {
+    assertValidXml(fs.readFileSync(path.join(FIXTURES, file), 'utf8'), 'batch-result');
   });
 });
 

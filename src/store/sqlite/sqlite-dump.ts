@@ -22,3 +22,13 @@ export function integrityCheck(path: string): string {
     db.close();
   }
 }
+
+/** Batch id and body hash of every journalled execution, oldest first. */
+export function journalSummary(path: string): Array<{ batch_id: string; body_sha256: string }> {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT batch_id, body_sha256 FROM batch_journal ORDER BY seq').all() as Array<{ batch_id: string; body_sha256: string }>;
+  } finally {
+    db.close();
+  }
+}
