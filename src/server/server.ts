@@ -63,12 +63,13 @@ async function registerDevClient(store: Store, clientPem: string, logger: Logger
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  // Settings that can refuse the start are read first, so a refused start leaves nothing behind.
+  const serverCredentials = config.passwordAuth && config.serverAuth ? readServerAuth(config.serverAuth) : null;
   const pki = devPkiPaths(config.certs);
   if (config.devPki) {
     const { created } = ensureDevPki(config.certs);
     if (created.length) logger.info('created development certificates', { folder: config.certs, files: created });
   }
-  const serverCredentials = config.passwordAuth && config.serverAuth ? readServerAuth(config.serverAuth) : null;
   const clientCa = config.clientCa ? readRequired(config.clientCa, 'client CA file') : undefined;
   const tls = { key: readRequired(pki.serverKey, 'server key'), cert: readRequired(pki.server, 'server certificate') };
 
