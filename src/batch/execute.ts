@@ -87,7 +87,7 @@ export class BatchExecutor {
     this.inFlight.add(flight);
     try {
       return await this.store.inBatch(async (tx) => {
-        const snapshot = await tx.loadSnapshot(snapshotRequest(doc), principal.scope);
+        const snapshot = await tx.loadSnapshot(snapshotRequest(doc, principal), principal.scope);
         const verified = await verifyAgainstSnapshot(doc, snapshot);
         const plan = planBatch(doc, snapshot, {
           principal,

@@ -2,7 +2,7 @@ import type { AccessRecord } from '../domain/access';
 import type { CompanyRecord } from '../domain/companies';
 import { companyIdCandidate, companyIdCandidateIndex, deriveCompanyId } from '../domain/company-id';
 import { DEFAULT_COUNTRY, defaultOrgType, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
-import { noPermissions, PERMISSION_NAMES, type Permissions } from '../domain/permissions';
+import { noPermissions, PERMISSION_NAMES, type PermissionName, type Permissions } from '../domain/permissions';
 import type { Principal } from '../domain/principals';
 import { DEFAULT_ROLE, type RoleCode } from '../domain/roles';
 import { userKey, type UserRecord } from '../domain/users';
@@ -71,8 +71,9 @@ export interface Plan {
 /** A company id prefix long enough to find every candidate of companyIdCandidate(). */
 const PREFIX_LENGTH = 56;
 
-export function snapshotRequest(doc: BatchDocument): SnapshotRequest {
+export function snapshotRequest(doc: BatchDocument, principal?: Principal): SnapshotRequest {
   const users = new Set<string>();
+  if (principal?.actingUser) users.add(userKey(principal.actingUser));
   const companies = new Set<string>();
   const prefixes = new Set<string>();
   for (const op of doc.operations) {
@@ -289,6 +290,63 @@ class Planner {
     }
   }
 
+  // ── permissions (SPEC §6) ───────────────────────────────────────────────────────────
+
+  /** The stored user the request acts as; undefined for certificate, password and CLI principals. */
+  private actor(): WorkingUser | undefined {
+    const acting = this.ctx.principal.actingUser;
+    if (acting === undefined) return undefined;
+    const user = this.state.users.get(userKey(acting));
+    // Checked at authentication; a batch that deletes its own actor acts with no rights after.
+    if (!user || user.deleted) return fail(`permission denied: the acting user '${acting}' no longer exists`);
+    return user;
+  }
+
+  private require(...needed: PermissionName[]): void {
+    const actor = this.actor();
+    if (!actor) return;
+    const missing = needed.find((p) => !actor.permissions[p]);
+    if (missing) fail(`permission denied: ${missing} required`);
+  }
+
+  /** Permission changes need grantPermission, and nobody hands out a permission it lacks. */
+  private requireGrantable(before: Permissions, after: Permissions): void {
+    const changed = PERMISSION_NAMES.filter((p) => before[p] !== after[p]);
+    if (changed.length === 0) return;
+    this.require('grantPermission');
+    const actor = this.actor();
+    const escalated = changed.find((p) => after[p] && actor && !actor.permissions[p]);
+    if (escalated) fail(`permission denied: cannot grant ${escalated} without having it`);
+  }
+
+  /** Changing a company, or access to it, needs the ADMIN role there or manageAll. */
+  private requireCompanyAdmin(companyId: string): void {
+    const actor = this.actor();
+    if (!actor || actor.permissions.manageAll) return;
+    if (this.state.grantsOf(actor.key).get(companyId) !== 'ADMIN') {
+      fail(`permission denied: ADMIN role in ${companyId} or manageAll required`);
+    }
+  }
+
+  /**
+   * Granting, changing or removing access needs grantPermission, and — so that a user cannot
+   * hand itself (or anyone) a way into a company it does not run — ADMIN there or manageAll.
+   */
+  private requireAccessChange(companyId: string): void {
+    this.require('grantPermission');
+    this.requireCompanyAdmin(companyId);
+  }
+
+  /** What changing `before` into `after` needs, checked only for what really changes. */
+  private requireUserChange(before: WorkingUser, after: WorkingUser): void {
+    const self = this.ctx.principal.actingUser !== undefined && userKey(this.ctx.principal.actingUser) === after.key;
+    const passwordChanged = after.newPassword !== undefined || before.passwordHash !== after.passwordHash;
+    if (passwordChanged && !self) this.require('changePassword');
+    this.requireGrantable(before.permissions, after.permissions);
+    const comparable = { ...after, passwordHash: before.passwordHash, newPassword: before.newPassword, permissions: before.permissions };
+    if (!sameUser(before, comparable) && !self) this.require('createUser');
+  }
+
   private liveUser(username: string, what = 'user'): WorkingUser {
     const user = this.state.users.get(userKey(username));
     if (!user) return fail(`${what} '${username}' does not exist`);
@@ -304,19 +362,21 @@ class Planner {
     if (op.action === 'delete') {
       if (!current) return skip('user does not exist');
       if (current.deleted) return skip('user is already deleted');
+      this.require('createUser', 'licenseManagement');
       this.state.putUser({ ...current, deleted: true });
       return new Outcome('DELETED');
     }
-    if (!current) {
-      this.state.putUser(this.applyUserFields(newUser(username, this.ctx.principal.scope), op.fields));
-      return new Outcome('CREATED');
-    }
-    if (current.deleted) {
-      this.state.putUser(this.applyUserFields({ ...current, deleted: false }, op.fields));
-      return new Outcome('CREATED', 'restored');
+    if (!current || current.deleted) {
+      this.require('createUser');
+      const base = current ? { ...current, deleted: false } : newUser(username, this.ctx.principal.scope);
+      const created = this.applyUserFields({ ...base }, op.fields);
+      this.requireGrantable(base.permissions, created.permissions);
+      this.state.putUser(created);
+      return current ? new Outcome('CREATED', 'restored') : new Outcome('CREATED');
     }
     const next = this.applyUserFields({ ...current }, op.fields);
     if (sameUser(current, next)) return skip();
+    this.requireUserChange(current, next);
     this.state.putUser(next);
     return new Outcome('UPDATED');
   }
@@ -364,6 +424,7 @@ class Planner {
     if (op.action === 'delete') {
       if (!op.id) return fail('a company delete needs an <id>');
       if (!this.state.companies.has(op.id)) return skip('company does not exist');
+      this.require('deleteCompany');
       this.state.deleteCompany(op.id);
       return new Outcome('DELETED');
     }
@@ -396,6 +457,7 @@ class Planner {
   }
 
   private createCompany(id: string, fields: CompanyFields): Outcome {
+    this.require('createCompany');
     if (!fields.name) return fail(`company '${id}' does not exist, and a company cannot be created without a <name>`);
     if (!fields.adminUser) return fail('a company cannot be created without an admin user (<adminUser>)');
     const admin = this.state.users.get(userKey(fields.adminUser));
@@ -433,6 +495,7 @@ class Planner {
     if (adminNeedsGrant && !next.show) return fail(`company '${current.id}' is hidden; no access can be granted to it`);
     const changed = !sameCompany(current, next);
     if (!changed && !adminNeedsGrant) return skip();
+    this.requireCompanyAdmin(current.id);
     if (changed) this.state.putCompany(next);
     if (admin && adminNeedsGrant) this.state.grant(admin.key, current.id, 'ADMIN');
     return new Outcome('UPDATED');
@@ -448,6 +511,7 @@ class Planner {
       if (!op.company) return fail('an <access action="delete"> needs a company id');
       if (!this.state.companies.has(op.company)) return skip('company does not exist');
       if (!grants.has(op.company)) return skip(`user has no access to ${op.company}`);
+      this.requireAccessChange(op.company);
       this.state.revoke(user.key, op.company);
       return new Outcome('DELETED');
     }
@@ -461,6 +525,7 @@ class Planner {
     const wanted = op.role ?? current ?? user.defaultRole ?? DEFAULT_ROLE;
     if (current === wanted) return skip();
     if (!company.show) return fail(`company '${op.company}' is hidden; no access can be granted to it`);
+    this.requireAccessChange(op.company);
     this.state.grant(user.key, op.company, wanted);
     return new Outcome(current ? 'UPDATED' : 'CREATED');
   }
@@ -469,6 +534,7 @@ class Planner {
     if (grants.size === 0) return skip('user has no access to any company');
     const changing = [...grants].filter(([, r]) => r !== role).map(([c]) => c);
     if (changing.length === 0) return skip();
+    for (const company of changing) this.requireAccessChange(company);
     for (const company of changing) this.state.grant(user, company, role);
     return new Outcome('UPDATED');
   }
