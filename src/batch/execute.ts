@@ -100,7 +100,7 @@ export class BatchExecutor {
             batchId: doc.id,
             credential: `${principal.kind}:${principal.name}`,
             principal: describePrincipal(principal),
-            impersonated: principal.actingUser ?? null,
+            impersonated: principal.kind === 'session' ? null : (principal.actingUser ?? null),
             scope: principal.scope,
             receivedAt: receivedAt.toISOString(),
             finishedAt: new Date().toISOString(),

@@ -5,6 +5,7 @@ import { requireAuth, type AppDeps } from './context';
 import { errorHandler, formatOf, sendEnvelope } from './envelope';
 import { batchRoutes } from './routes/batch';
 import { directoryRoutes } from './routes/directory';
+import { loginRoutes } from './routes/login';
 import { statusRoutes } from './routes/status';
 
 /** One JSON line per request; bodies, credentials and hashes are never among the fields. */
@@ -35,6 +36,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requestLog(deps));
   const router = express.Router({ caseSensitive: true, strict: true });
   statusRoutes(router, deps);
+  loginRoutes(router, deps);
   batchRoutes(router, deps);
   directoryRoutes(router, deps);
   app.use(router);

@@ -2,27 +2,38 @@ import type { Request } from 'express';
 import type { TLSSocket } from 'node:tls';
 import type { Principal } from '../domain/principals';
 import { ROOT_GROUP } from '../domain/principals';
+import type { UserRecord } from '../domain/users';
 import { FlexiError } from '../errors';
 import type { Logger } from '../log';
 import type { Store } from '../store/store';
 import { checkServerCredentials, type ServerCredentials } from './server-auth';
+import { sessionIdHash } from './sessions';
+import type { AuthThrottle } from './throttle';
 
 export interface AuthOptions {
   store: Store;
   serverCredentials: ServerCredentials | null;
   /** With --client-ca, the TLS layer verifies chains and the socket says whether it did. */
   requireChain: boolean;
+  sessionIdleMs: number;
+  throttle: AuthThrottle;
   logger: Logger;
 }
 
 export const IMPERSONATION_HEADER = 'x-flexibee-authorization';
+export const SESSION_HEADER = 'x-authsessionid';
 
-const REFUSED = 'Authentication failed: present a registered client certificate or valid server credentials.';
+const REFUSED = 'Authentication failed: present a registered client certificate, valid server credentials or a live session.';
 
-/** Every failure answers the same; only the log says which check failed. */
-function refuse(options: AuthOptions, req: Request, reason: string): never {
-  options.logger.warn('authentication refused', { reason, remote: req.socket.remoteAddress, path: req.path });
-  throw new FlexiError('unauthorized', REFUSED, { 'WWW-Authenticate': 'Basic realm="flexi-admin"' });
+export function clientAddress(req: Request): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+/** Every failure answers the same and counts against the address; only the log says which check failed. */
+export function refuse(options: AuthOptions, req: Request, reason: string, message = REFUSED): never {
+  options.throttle.recordFailure(clientAddress(req));
+  options.logger.warn('authentication refused', { reason, remote: clientAddress(req), path: req.path });
+  throw new FlexiError('unauthorized', message, { 'WWW-Authenticate': 'Basic realm="flexi-admin"' });
 }
 
 function basicCredentials(header: string): { username: string; password: string } | undefined {
@@ -33,28 +44,59 @@ function basicCredentials(header: string): { username: string; password: string 
   return colon < 0 ? undefined : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
+/** Why a stored user cannot act right now, or undefined when it can. */
+export function userUnavailable(user: UserRecord | undefined): 'does not exist' | 'is blocked' | undefined {
+  if (!user || user.deleted) return 'does not exist';
+  return user.blocked ? 'is blocked' : undefined;
+}
+
 /**
- * Server credentials when an Authorization header is sent, else the client certificate.
- * A certificate is trusted by its registered SHA1 fingerprint, not by who signed it.
+ * A session (X-authSessionId) when one is sent, else server credentials when an
+ * Authorization header is sent, else the client certificate — trusted by its registered
+ * SHA1 fingerprint, not by who signed it. Then X-FlexiBee-Authorization, if sent, makes the
+ * request act as that stored user.
  */
 export async function authenticate(req: Request, options: AuthOptions): Promise<Principal> {
+  options.throttle.assertAllowed(clientAddress(req));
+  const session = req.headers[SESSION_HEADER];
   const authorization = req.headers.authorization;
   let principal: Principal;
-  if (authorization !== undefined) {
-    const credentials = basicCredentials(authorization);
-    if (!credentials) refuse(options, req, 'malformed Authorization header');
-    if (!options.serverCredentials) refuse(options, req, 'password authentication is off');
-    if (!checkServerCredentials(options.serverCredentials, credentials.username, credentials.password)) {
-      refuse(options, req, 'wrong server name or password');
-    }
-    principal = { kind: 'password', name: options.serverCredentials.username, scope: ROOT_GROUP };
+  if (typeof session === 'string') {
+    principal = await sessionPrincipal(req, session, options);
+  } else if (authorization !== undefined) {
+    principal = passwordPrincipal(req, authorization, options);
   } else {
     principal = await certificatePrincipal(req, options);
   }
-  if (req.headers[IMPERSONATION_HEADER] !== undefined) {
-    throw new FlexiError('forbidden', 'Impersonation (X-FlexiBee-Authorization) is not available yet; send the request without that header.');
+  const impersonated = req.headers[IMPERSONATION_HEADER];
+  if (impersonated === undefined) return principal;
+  if (principal.kind === 'session') {
+    throw new FlexiError('forbidden', 'A session acts as its own user; it cannot send X-FlexiBee-Authorization.');
   }
-  return principal;
+  const username = String(impersonated).trim();
+  const user = await options.store.findUserRecord(principal.scope, username);
+  const why = userUnavailable(user);
+  if (why || !user) {
+    throw new FlexiError('forbidden', `Cannot act as '${username}': that user ${why ?? 'does not exist'}; nothing was applied.`);
+  }
+  return { ...principal, actingUser: user.username };
+}
+
+async function sessionPrincipal(req: Request, sessionId: string, options: AuthOptions): Promise<Principal> {
+  const user = await options.store.useSession(sessionIdHash(sessionId), Date.now(), options.sessionIdleMs);
+  if (!user) refuse(options, req, 'unknown or expired session');
+  if (userUnavailable(user)) refuse(options, req, `session user ${user.username} ${userUnavailable(user)}`);
+  return { kind: 'session', name: user.username, scope: user.licenseGroup, actingUser: user.username };
+}
+
+function passwordPrincipal(req: Request, authorization: string, options: AuthOptions): Principal {
+  const credentials = basicCredentials(authorization);
+  if (!credentials) refuse(options, req, 'malformed Authorization header');
+  if (!options.serverCredentials) refuse(options, req, 'password authentication is off');
+  if (!checkServerCredentials(options.serverCredentials, credentials.username, credentials.password)) {
+    refuse(options, req, 'wrong server name or password');
+  }
+  return { kind: 'password', name: options.serverCredentials.username, scope: ROOT_GROUP };
 }
 
 async function certificatePrincipal(req: Request, options: AuthOptions): Promise<Principal> {

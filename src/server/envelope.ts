@@ -43,7 +43,7 @@ function fromBodyParser(err: { type?: string; limit?: number }): FlexiError | un
 /** The one place where an error becomes an answer; internals of unexpected errors stay in the log. */
 export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    const format = formatOf(req.path);
+    const format = (res.locals.format as Format | undefined) ?? formatOf(req.path);
     const known = isFlexiError(err) ? err : fromBodyParser(err as { type?: string });
     if (known) {
       res.locals.error = known.message;

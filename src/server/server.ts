@@ -13,6 +13,7 @@ import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
 import { createApp } from './app';
 import { readServerAuth } from './server-auth';
+import { AuthThrottle } from './throttle';
 
 export const DEV_CLIENT_LABEL = 'dev client';
 const REPO_ROOT = join(__dirname, '..', '..');
@@ -89,7 +90,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     store,
     executor,
     logger,
-    auth: { store, serverCredentials, requireChain: clientCa !== undefined, logger },
+    auth: {
+      store,
+      serverCredentials,
+      requireChain: clientCa !== undefined,
+      sessionIdleMs: config.sessionIdleMs,
+      throttle: new AuthThrottle({ maxFailures: config.authMaxFailures, windowMs: config.authFailureWindowMs }),
+      logger,
+    },
   });
 
   const server: Server = createServer(

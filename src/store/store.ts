@@ -53,6 +53,17 @@ export interface Store {
   findLatestJournal(scope: string, batchId: string): Promise<JournalEntry | undefined>;
   groupExists(group: string): Promise<boolean>;
 
+  /** A stored user with its password hash, for authentication only; deleted users included. */
+  findUserRecord(scope: string, username: string): Promise<UserRecord | undefined>;
+  /** Sessions are kept by the SHA-256 of their id, so the database never holds a usable one. */
+  createSession(session: { idHash: string; userKey: string; now: number }): Promise<void>;
+  /**
+   * The user of a live session, marking it used now; a session idle longer than `idleMs`
+   * is deleted and not found.
+   */
+  useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined>;
+  deleteSession(idHash: string): Promise<boolean>;
+
   addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'>;
   /** Registers only a fingerprint the store has never seen, so a revoked one stays revoked. */
   addFingerprintIfUnknown(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<boolean>;

@@ -15,7 +15,7 @@ import { freshPkiDir, startTestServer, type Response, type TestServer } from '..
 
 const run = promisify(execFile);
 const DAY = 24 * 60 * 60 * 1000;
-const REFUSED = 'Authentication failed: present a registered client certificate or valid server credentials.';
+const REFUSED = 'Authentication failed: present a registered client certificate, valid server credentials or a live session.';
 const SERVER_USER = 'flexi-server-admin';
 const SERVER_PASSWORD = 'a-very-secret-and-very-long-password';
 

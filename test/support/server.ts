@@ -97,7 +97,17 @@ export function httpsCall(port: number, ca: string, method: string, path: string
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'flexi-server-'));
   const certs = freshPkiDir();
-  const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, db: join(dir, 'flexi-admin.db'), certs, logLevel: 'debug', ...overrides };
+  // Rejection-heavy suites would trip the failed-login throttle; throttling tests lower it again.
+  const config: Config = {
+    ...DEFAULTS,
+    host: '127.0.0.1',
+    port: 0,
+    db: join(dir, 'flexi-admin.db'),
+    certs,
+    logLevel: 'debug',
+    authMaxFailures: 10_000,
+    ...overrides,
+  };
   const logs: string[] = [];
   const running = await startServer(config, createLogger(config.logLevel, (line) => void logs.push(line)));
   const pki = devPkiPaths(certs);

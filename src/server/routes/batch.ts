@@ -1,13 +1,38 @@
-import type { Router } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
+import type { Principal } from '../../domain/principals';
 import { FlexiError } from '../../errors';
 import { bodyText, xmlBody } from '../body';
 import { principalOf, requireAuth, type AppDeps } from '../context';
 
-export function batchRoutes(router: Router, deps: AppDeps): void {
-  const apply = [
+/** Who may use an endpoint; throws 403 with the reason otherwise. */
+type Gate = (principal: Principal, deps: AppDeps) => Promise<void>;
+
+const credentialOnly: Gate = async (principal) => {
+  if (principal.kind === 'session') {
+    throw new FlexiError('forbidden', '/admin/batch takes a client certificate or server credentials; a logged-in user sends its batches to /v2/admin/batch.');
+  }
+};
+
+/** SPEC §6: a logged-in user needs manageAll and licenseManagement to send batches at all. */
+const sessionAdmin: Gate = async (principal, deps) => {
+  if (principal.kind !== 'session' || !principal.actingUser) {
+    throw new FlexiError('forbidden', '/v2/admin/batch is for logged-in users (X-authSessionId); certificates and server credentials use /admin/batch.');
+  }
+  const user = await deps.store.findUserRecord(principal.scope, principal.actingUser);
+  if (!user?.permissions.manageAll || !user.permissions.licenseManagement) {
+    throw new FlexiError('forbidden', `User ${principal.actingUser} needs the manageAll and licenseManagement permissions to send batches.`);
+  }
+};
+
+function applyBatch(deps: AppDeps, gate: Gate): RequestHandler[] {
+  return [
     requireAuth(deps),
+    async (_req: Request, res: Response, next) => {
+      await gate(principalOf(res), deps);
+      next();
+    },
     xmlBody(deps.config.bodyLimit),
-    async (req: import('express').Request, res: import('express').Response) => {
+    async (req: Request, res: Response) => {
       const receivedAt = new Date();
       const outcome = await deps.executor.execute(bodyText(req), principalOf(res), receivedAt);
       res.locals.batchId = outcome.batchId;
@@ -15,8 +40,15 @@ export function batchRoutes(router: Router, deps: AppDeps): void {
       res.type('application/xml').send(outcome.xml);
     },
   ];
-  router.put('/admin/batch', ...apply);
-  router.post('/admin/batch', ...apply);
+}
+
+export function batchRoutes(router: Router, deps: AppDeps): void {
+  const v1 = applyBatch(deps, credentialOnly);
+  router.put('/admin/batch', ...v1);
+  router.post('/admin/batch', ...v1);
+  const v2 = applyBatch(deps, sessionAdmin);
+  router.put('/v2/admin/batch', ...v2);
+  router.post('/v2/admin/batch', ...v2);
 
   router.get('/admin/batch/:id', requireAuth(deps), async (req, res) => {
     const id = String(req.params.id);

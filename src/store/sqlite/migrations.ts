@@ -95,4 +95,17 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX batch_journal_batch ON batch_journal(batch_id, seq);
     `,
   },
+  {
+    version: 2,
+    name: 'sessions',
+    sql: `
+      CREATE TABLE sessions (
+        id_hash      TEXT PRIMARY KEY,
+        user_key     TEXT NOT NULL REFERENCES users(key),
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER NOT NULL
+      );
+      CREATE INDEX sessions_user ON sessions(user_key);
+    `,
+  },
 ];

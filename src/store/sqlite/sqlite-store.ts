@@ -19,6 +19,8 @@ const USER_COLUMNS = `key, username, email, given_name, family_name, password_ha
   perm_change_password, perm_grant_permission, perm_license_management,
   default_role, blocked, block_message, user_type, deleted, license_group`;
 
+const SESSION_USER_COLUMNS = USER_COLUMNS.replace(/(\w+)/g, 'u.$1');
+
 function toUser(r: Row): UserRecord {
   return {
     key: r.key as string,
@@ -305,6 +307,42 @@ export class SqliteStore implements Store {
         .get({ scope, batchId }) as Row | undefined;
       return row ? toJournal(row) : undefined;
     });
+  }
+
+  findUserRecord(scope: string, username: string): Promise<UserRecord | undefined> {
+    return this.read((db) => {
+      const row = db
+        .prepare(`${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users WHERE key = @key AND license_group IN (SELECT id FROM scope)`)
+        .get({ scope, key: userKey(username) }) as Row | undefined;
+      return row ? toUser(row) : undefined;
+    });
+  }
+
+  createSession(session: { idHash: string; userKey: string; now: number }): Promise<void> {
+    return this.write((db) => {
+      db.prepare('INSERT INTO sessions (id_hash, user_key, created_at, last_used_at) VALUES (?, ?, ?, ?)').run(
+        session.idHash,
+        session.userKey,
+        session.now,
+        session.now,
+      );
+    });
+  }
+
+  useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined> {
+    return this.write((db) => {
+      db.prepare('DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
+      const row = db
+        .prepare(`SELECT ${SESSION_USER_COLUMNS} FROM sessions s JOIN users u ON u.key = s.user_key WHERE s.id_hash = ?`)
+        .get(idHash) as Row | undefined;
+      if (!row) return undefined;
+      db.prepare('UPDATE sessions SET last_used_at = ? WHERE id_hash = ?').run(now, idHash);
+      return toUser(row);
+    });
+  }
+
+  deleteSession(idHash: string): Promise<boolean> {
+    return this.write((db) => db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash).changes === 1);
   }
 
   groupExists(group: string): Promise<boolean> {

@@ -1,0 +1,88 @@
+import express, { type Request, type Response, type Router } from 'express';
+import { parseXmlDocument } from '../../batch/xml';
+import { escapeXml } from '../../batch/render';
+import { FlexiError } from '../../errors';
+import { clientAddress, refuse, SESSION_HEADER } from '../authenticate';
+import type { AppDeps } from '../context';
+import type { Format } from '../envelope';
+import { login, sessionIdHash } from '../sessions';
+
+const LOGIN_BODY_LIMIT = 64 * 1024;
+
+/** XML when the path or the body says so, JSON otherwise. */
+function answerFormat(req: Request): Format {
+  if (req.path.endsWith('.xml')) return 'xml';
+  if (req.path.endsWith('.json')) return 'json';
+  return /xml/i.test(req.headers['content-type'] ?? '') ? 'xml' : 'json';
+}
+
+/** `{"username","password"}` as JSON, a form, or XML (`<login><username>…</username><password>…</password></login>`). */
+function credentialsOf(req: Request): { username: string; password: string } {
+  const body: unknown = req.body;
+  const text = Buffer.isBuffer(body) ? body.toString('utf8') : '';
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  let fields: Record<string, unknown> = {};
+  if (type === 'application/json' || (type === '' && text.trimStart().startsWith('{'))) {
+    try {
+      fields = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new FlexiError('bad-request', 'The login body is not valid JSON; send {"username": "…", "password": "…"}.');
+    }
+  } else if (type === 'application/x-www-form-urlencoded') {
+    fields = Object.fromEntries(new URLSearchParams(text));
+  } else if (/^(application|text)\/(xml|[\w.+-]+\+xml)$/.test(type) || (type === '' && text.trimStart().startsWith('<'))) {
+    const root = parseXmlDocument(text);
+    for (const child of root.children) fields[child.name] = child.text;
+  } else {
+    throw new FlexiError('unsupported-media-type', 'Send the login as JSON, a form (application/x-www-form-urlencoded) or XML.');
+  }
+  const { username, password } = fields ?? {};
+  if (typeof username !== 'string' || typeof password !== 'string' || !username) {
+    throw new FlexiError('bad-request', 'The login needs a username and a password.');
+  }
+  return { username, password };
+}
+
+function success(format: Format, fields: Record<string, string | boolean>): string {
+  if (format === 'json') return `${JSON.stringify({ success: true, ...fields })}\n`;
+  const inner = Object.entries(fields).map(([k, v]) => `<${k}>${escapeXml(String(v))}</${k}>`).join('');
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<winstrom version="1.0"><success>true</success>${inner}</winstrom>\n`;
+}
+
+function send(res: Response, format: Format, body: string): void {
+  res.type(format === 'json' ? 'application/json' : 'application/xml').send(body);
+}
+
+export function loginRoutes(router: Router, deps: AppDeps): void {
+  const readBody = express.raw({ type: () => true, limit: LOGIN_BODY_LIMIT });
+  const auth = deps.auth;
+
+  for (const path of ['/login-logout/login', '/login-logout/login.json', '/login-logout/login.xml']) {
+    router.post(path, readBody, async (req, res) => {
+      const format = answerFormat(req);
+      res.locals.format = format;
+      auth.throttle.assertAllowed(clientAddress(req));
+      const { username, password } = credentialsOf(req);
+      const result = await login(deps.store, username, password);
+      if (!result.ok) {
+        if (result.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${username} is blocked: ${result.message}`);
+        refuse(auth, req, `failed login for ${username}`, 'Login failed: wrong username or password.');
+      }
+      res.locals.principal = { kind: 'session', name: result.user.username, scope: result.user.licenseGroup, actingUser: result.user.username };
+      send(res, format, success(format, { authSessionId: result.sessionId }));
+    });
+  }
+
+  for (const path of ['/login-logout/logout', '/login-logout/logout.json', '/login-logout/logout.xml']) {
+    router.post(path, async (req, res) => {
+      const format = answerFormat(req);
+      res.locals.format = format;
+      auth.throttle.assertAllowed(clientAddress(req));
+      const sessionId = req.headers[SESSION_HEADER];
+      if (typeof sessionId !== 'string' || !(await deps.store.deleteSession(sessionIdHash(sessionId)))) {
+        refuse(auth, req, 'logout without a live session');
+      }
+      send(res, format, success(format, {}));
+    });
+  }
+}
