@@ -139,6 +139,11 @@ function sameUser(a: WorkingUser, b: WorkingUser): boolean {
   );
 }
 
+/** Whether the password differs between two states of one user; a pending plain text counts. */
+function passwordChanged(before: WorkingUser, after: WorkingUser): boolean {
+  return after.newPassword !== before.newPassword || after.passwordHash !== before.passwordHash;
+}
+
 function sameCompany(a: CompanyRecord, b: CompanyRecord): boolean {
   return (
     a.name === b.name &&
@@ -297,8 +302,9 @@ class Planner {
     const acting = this.ctx.principal.actingUser;
     if (acting === undefined) return undefined;
     const user = this.state.users.get(userKey(acting));
-    // Checked at authentication; a batch that deletes its own actor acts with no rights after.
+    // Checked at authentication; a batch that deletes or blocks its own actor acts with no rights after.
     if (!user || user.deleted) return fail(`permission denied: the acting user '${acting}' no longer exists`);
+    if (user.blocked) return fail(`permission denied: the acting user '${acting}' is blocked`);
     return user;
   }
 
@@ -340,8 +346,7 @@ class Planner {
   /** What changing `before` into `after` needs, checked only for what really changes. */
   private requireUserChange(before: WorkingUser, after: WorkingUser): void {
     const self = this.ctx.principal.actingUser !== undefined && userKey(this.ctx.principal.actingUser) === after.key;
-    const passwordChanged = after.newPassword !== undefined || before.passwordHash !== after.passwordHash;
-    if (passwordChanged && !self) this.require('changePassword');
+    if (passwordChanged(before, after) && !self) this.require('changePassword');
     this.requireGrantable(before.permissions, after.permissions);
     const comparable = { ...after, passwordHash: before.passwordHash, newPassword: before.newPassword, permissions: before.permissions };
     if (!sameUser(before, comparable) && !self) this.require('createUser');
@@ -370,6 +375,8 @@ class Planner {
       this.require('createUser');
       const base = current ? { ...current, deleted: false } : newUser(username, this.ctx.principal.scope);
       const created = this.applyUserFields({ ...base }, op.fields);
+      // A restored user comes back with its access list: a new password for it is a password change.
+      if (current && passwordChanged(base, created)) this.require('changePassword');
       this.requireGrantable(base.permissions, created.permissions);
       this.state.putUser(created);
       return current ? new Outcome('CREATED', 'restored') : new Outcome('CREATED');
@@ -495,7 +502,9 @@ class Planner {
     if (adminNeedsGrant && !next.show) return fail(`company '${current.id}' is hidden; no access can be granted to it`);
     const changed = !sameCompany(current, next);
     if (!changed && !adminNeedsGrant) return skip();
-    this.requireCompanyAdmin(current.id);
+    // Making a user ADMIN through <adminUser> grants access, so it needs what <access> needs.
+    if (adminNeedsGrant) this.requireAccessChange(current.id);
+    else this.requireCompanyAdmin(current.id);
     if (changed) this.state.putCompany(next);
     if (admin && adminNeedsGrant) this.state.grant(admin.key, current.id, 'ADMIN');
     return new Outcome('UPDATED');
