@@ -62,7 +62,8 @@ export interface Store {
    * is deleted and not found.
    */
   useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined>;
-  deleteSession(idHash: string): Promise<boolean>;
+  /** Ends a live session; false when there is none (unknown, already ended, or idle longer than `idleMs`). */
+  deleteSession(idHash: string, now: number, idleMs: number): Promise<boolean>;
 
   addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'>;
   /** Registers only a fingerprint the store has never seen, so a revoked one stays revoked. */

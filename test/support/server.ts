@@ -34,6 +34,8 @@ export interface RequestOptions {
   client?: { cert: string; key: string } | null;
   /** Skip schema validation of the answer (for deliberately broken exchanges). */
   raw?: boolean;
+  /** Source address of the connection (e.g. another loopback address such as 127.0.0.2); the system picks one by default. */
+  localAddress?: string;
 }
 
 export interface TestServer {
@@ -80,6 +82,7 @@ export function httpsCall(port: number, ca: string, method: string, path: string
         ca,
         agent: false,
         headers: options.headers,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
         ...(client ? { cert: client.cert, key: client.key } : {}),
       },
       (res) => {

@@ -66,7 +66,8 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       const result = await login(deps.store, username, password);
       if (!result.ok) {
         if (result.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${username} is blocked: ${result.message}`);
-        refuse(auth, req, `failed login for ${username}`, 'Login failed: wrong username or password.');
+        // The same 401 as every other refusal: nothing tells a wrong name from a wrong password.
+        refuse(auth, req, `failed login for ${username}`);
       }
       res.locals.principal = { kind: 'session', name: result.user.username, scope: result.user.licenseGroup, actingUser: result.user.username };
       send(res, format, success(format, { authSessionId: result.sessionId }));
@@ -79,7 +80,7 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       res.locals.format = format;
       auth.throttle.assertAllowed(clientAddress(req));
       const sessionId = req.headers[SESSION_HEADER];
-      if (typeof sessionId !== 'string' || !(await deps.store.deleteSession(sessionIdHash(sessionId)))) {
+      if (typeof sessionId !== 'string' || !(await deps.store.deleteSession(sessionIdHash(sessionId), Date.now(), auth.sessionIdleMs))) {
         refuse(auth, req, 'logout without a live session');
       }
       send(res, format, success(format, {}));

@@ -32,3 +32,40 @@ export function journalSummary(path: string): Array<{ batch_id: string; body_sha
     db.close();
   }
 }
+
+export interface JournalRow {
+  batch_id: string;
+  credential: string;
+  principal: string;
+  impersonated: string | null;
+  scope: string;
+  body_sha256: string;
+  result_xml: string;
+}
+
+/** Who executed each journalled batch, as whom, and what it answered; oldest first. */
+export function journalRows(path: string): JournalRow[] {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return db
+      .prepare('SELECT batch_id, credential, principal, impersonated, scope, body_sha256, result_xml FROM batch_journal ORDER BY seq')
+      .all() as JournalRow[];
+  } finally {
+    db.close();
+  }
+}
+
+/** The stored login sessions (only SHA-256 digests of their ids are ever stored). */
+export function sessionRows(path: string): Array<{ id_hash: string; user_key: string; created_at: number; last_used_at: number }> {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT id_hash, user_key, created_at, last_used_at FROM sessions ORDER BY created_at, id_hash').all() as Array<{
+      id_hash: string;
+      user_key: string;
+      created_at: number;
+      last_used_at: number;
+    }>;
+  } finally {
+    db.close();
+  }
+}

@@ -204,6 +204,9 @@ export class SqliteStore implements Store {
             blocked = excluded.blocked, block_message = excluded.block_message, user_type = excluded.user_type,
             deleted = excluded.deleted, license_group = excluded.license_group, updated_at = excluded.updated_at`);
         for (const u of changes.users) upsertUser.run(userParams(u, now));
+        // Deleting or blocking a user ends its sessions, so a later restore or unblock does not revive them.
+        const endSessions = db.prepare('DELETE FROM sessions WHERE user_key = ?');
+        for (const u of changes.users) if (u.deleted || u.blocked) endSessions.run(u.key);
         const upsertCompany = db.prepare(`INSERT INTO companies
             (id, name, country, reg_no, vat_id, type, show, license_group, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -341,8 +344,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  deleteSession(idHash: string): Promise<boolean> {
-    return this.write((db) => db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash).changes === 1);
+  deleteSession(idHash: string, now: number, idleMs: number): Promise<boolean> {
+    return this.write((db) => {
+      db.prepare('DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
+      return db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash).changes === 1;
+    });
   }
 
   groupExists(group: string): Promise<boolean> {
