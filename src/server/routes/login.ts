@@ -63,9 +63,10 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       res.locals.format = format;
       auth.throttle.assertAllowed(clientAddress(req));
       const { username, password } = credentialsOf(req);
-      const result = await login(deps.store, username, password);
+      const policy = { algorithm: deps.config.passwordHash, pbkdf2Iterations: deps.config.pbkdf2Iterations };
+      const result = await login(deps.store, policy, username, password);
       if (!result.ok) {
-        if (result.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${username} is blocked: ${result.message}`);
+        if (result.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${result.username} is blocked: ${result.message}`);
         // The same 401 as every other refusal: nothing tells a wrong name from a wrong password.
         refuse(auth, req, `failed login for ${username}`);
       }
