@@ -163,10 +163,10 @@ function parsePermissions(element: XmlElement): Partial<Permissions> {
 }
 
 function readUser(element: XmlElement, op: UserOperation): void {
-  assertAttributes(element, ['action']);
   // The username is read first so that even an otherwise invalid <user> is reported by name.
   const named = element.children.find((c) => c.name === 'username' || c.name === 'Benutzername');
   if (named) op.username = parseUsername(textOf(named, 'username'), 'username');
+  assertAttributes(element, ['action']);
   op.action = parseAction(element);
   const fields = fieldsOf(element, USER_ELEMENTS, USER_ALIASES);
   if (!op.username) invalid('a <user> needs a <username>');
@@ -220,6 +220,11 @@ export function parseCompanyIdText(text: string, what = 'company id'): string {
 }
 
 function readCompany(element: XmlElement, op: CompanyOperation): void {
+  // The id (or the name it derives from) is read first, so a FAILED entry still names its company.
+  const id = element.children.find((c) => c.name === 'id');
+  if (id) op.id = parseCompanyIdText(textOf(id));
+  const name = element.children.find((c) => c.name === 'name');
+  if (!op.id && name?.text && name.text.length <= MAX_TEXT) op.fields.name = name.text;
   assertAttributes(element, ['action']);
   op.action = parseAction(element);
   const fields = fieldsOf(element, COMPANY_ELEMENTS);
@@ -271,12 +276,13 @@ function readCompany(element: XmlElement, op: CompanyOperation): void {
 }
 
 function readAccess(element: XmlElement, op: AccessOperation): void {
-  assertAttributes(element, ['role', 'action', 'user']);
-  if (element.children.length) invalid(`<access> contains only a company id, not the element <${element.children[0].name}>`);
-  op.action = parseAction(element);
+  // User and company are read first, so a FAILED entry still names its grant.
   const user = element.attributes.get('user');
   if (user !== undefined) op.username = parseUsername(user, 'user');
   if (element.text) op.company = element.text;
+  assertAttributes(element, ['role', 'action', 'user']);
+  if (element.children.length) invalid(`<access> contains only a company id, not the element <${element.children[0].name}>`);
+  op.action = parseAction(element);
   const role = element.attributes.get('role');
   if (role !== undefined) op.role = findRole(role) ?? invalid(unknownRoleMessage(role));
   if (op.company !== undefined && !COMPANY_ID_PATTERN.test(op.company)) {

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { escapeXml } from '../batch/render';
-import { FlexiError, isFlexiError } from '../errors';
+import { FlexiError, isFlexiError, type ErrorCode } from '../errors';
 import type { Logger } from '../log';
 
 export type Format = 'xml' | 'json';
@@ -21,8 +21,41 @@ export function sendEnvelope(res: Response, err: FlexiError, format: Format): vo
   res.send(renderEnvelope(err.message, format));
 }
 
+const CLIENT_ERROR_CODES: Readonly<Record<number, ErrorCode>> = {
+  400: 'bad-request',
+  404: 'not-found',
+  413: 'payload-too-large',
+  415: 'unsupported-media-type',
+};
+
+interface HttpError {
+  type?: string;
+  limit?: number;
+  status?: unknown;
+  statusCode?: unknown;
+  expose?: unknown;
+  message?: unknown;
+}
+
+/**
+ * Errors raised by body-parser carry a `type`; other middleware (the router decoding a
+ * malformed %-escape in a path, for one) raises http-errors with a 4xx `status`. Both are
+ * the client's fault: a clear 4xx, never a 500.
+ */
+function fromMiddleware(err: HttpError | null | undefined): FlexiError | undefined {
+  if (!err || typeof err !== 'object') return undefined;
+  const known = fromBodyParser(err);
+  if (known) return known;
+  const status = typeof err.status === 'number' ? err.status : err.statusCode;
+  if (typeof status !== 'number' || status < 400 || status > 499) return undefined;
+  const code = CLIENT_ERROR_CODES[status] ?? 'bad-request';
+  if (err instanceof URIError) return new FlexiError(code, 'The path contains a malformed %-escape (a % must be followed by two hex digits of UTF-8).');
+  const detail = err.expose === true && typeof err.message === 'string' && err.message ? `: ${err.message.replace(/[.\s]+$/, '')}` : '';
+  return new FlexiError(code, `The request could not be read${detail}; nothing was applied.`);
+}
+
 /** Errors raised by body-parser carry a `type`; they are the client's fault, never a 500. */
-function fromBodyParser(err: { type?: string; limit?: number }): FlexiError | undefined {
+function fromBodyParser(err: HttpError): FlexiError | undefined {
   switch (err.type) {
     case 'entity.too.large':
       return new FlexiError('payload-too-large', `The body is larger than the limit of ${err.limit} bytes; nothing was applied.`);
@@ -31,7 +64,7 @@ function fromBodyParser(err: { type?: string; limit?: number }): FlexiError | un
     case 'request.size.invalid':
       return new FlexiError('bad-request', 'The body length does not match Content-Length; nothing was applied.');
     case 'encoding.unsupported':
-      return new FlexiError('unsupported-media-type', 'Only identity, gzip and deflate content encodings are accepted.');
+      return new FlexiError('unsupported-media-type', 'Only the identity, gzip, deflate and br content encodings are accepted.');
     case 'stream.encoding.set':
     case 'stream.not.readable':
       return new FlexiError('bad-request', 'The request body could not be read.');
@@ -44,13 +77,13 @@ function fromBodyParser(err: { type?: string; limit?: number }): FlexiError | un
 export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const format = (res.locals.format as Format | undefined) ?? formatOf(req.path);
-    const known = isFlexiError(err) ? err : fromBodyParser(err as { type?: string });
-    if (known) {
+    const known = isFlexiError(err) ? err : fromMiddleware(err as HttpError);
+    if (known && !res.headersSent) {
       res.locals.error = known.message;
       sendEnvelope(res, known, format);
       return;
     }
-    logger.error('unexpected error', { method: req.method, path: req.path, error: (err as Error)?.stack ?? String(err) });
+    if (!known) logger.error('unexpected error', { method: req.method, path: req.path, error: (err as Error)?.stack ?? String(err) });
     if (res.headersSent) {
       res.destroy();
       return;
