@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import type { AccessRecord } from '../src/domain/access';
+import type { CompanyRecord } from '../src/domain/companies';
+import { defaultOrgType } from '../src/domain/org-types';
+import { noPermissions } from '../src/domain/permissions';
+import { ROOT_GROUP } from '../src/domain/principals';
+import type { RoleCode } from '../src/domain/roles';
+import { userKey, type UserRecord } from '../src/domain/users';
+import type { BaselineRows } from '../src/store/sqlite/sqlite-baseline';
+
+/** How many of each entity one batch holds; A is 4 000 / 2 000 / 4 000 at scale 1. */
+export interface Counts {
+  users: number;
+  companies: number;
+  grants: number;
+}
+
+export interface Workload {
+  /** The batch document under the root id `batchId` (every request gets its own id). */
+  send(batchId: string): string;
+  operations: number;
+  /** What the store holds afterwards: the users, the companies, their admin grants and the grants. */
+  rows: BaselineRows;
+}
+
+const GRANT_ROLES: readonly RoleCode[] = ['UCETNI', 'UZIVATEL', 'SKLADNIK'];
+
+/** At least two companies, so that no grant falls on a company's admin grant (it would be an UPDATE). */
+export function countsAt(scale: number, factor = 1): Counts {
+  const n = (base: number): number => Math.max(2, Math.round(base * scale * factor));
+  const users = n(4000);
+  return { users, companies: Math.min(users, n(2000)), grants: users };
+}
+
+/** A pre-hashed sha256 password as the store keeps it, and its <password> element. */
+export function preHashed(salt: string, plain: string): { stored: string; element: string } {
+  const hex = createHash('sha256').update(`${salt}:${plain}`, 'utf8').digest('hex');
+  return { stored: `sha256:${salt}:${hex}`, element: `<password hash="sha256" salt="${salt}">${hex}</password>` };
+}
+
+function userRecord(username: string, passwordHash: string | null, familyName: string): UserRecord {
+  return {
+    key: userKey(username),
+    username,
+    email: `${username}@bench.example`,
+    givenName: 'Bench',
+    familyName,
+    passwordHash,
+    permissions: noPermissions(),
+    defaultRole: null,
+    blocked: false,
+    blockMessage: null,
+    userType: 'NORMAL',
+    deleted: false,
+    licenseGroup: ROOT_GROUP,
+  };
+}
+
+function userElement(u: UserRecord, password: string): string {
+  return (
+    `<user><username>${u.username}</username>${password}<email>${u.email}</email>` +
+    `<givenName>${u.givenName}</givenName><familyName>${u.familyName}</familyName></user>\n`
+  );
+}
+
+const document = (batchId: string, body: string): string => `<?xml version="1.0" encoding="UTF-8"?>\n<flexibee-batch id="${batchId}">\n${body}</flexibee-batch>\n`;
+
+/**
+ * Users with pre-hashed passwords, then companies (company i is run by user i, which makes
+ * user i its ADMIN), then grants (user k gets a role in company k+1): every operation creates
+ * something, and sent again every one is SKIPPED. `prefix` ([a-z0-9]) keeps the names of
+ * different phases and runs apart.
+ */
+export function entityWorkload(prefix: string, counts: Counts): Workload {
+  const parts: string[] = [];
+  const users: UserRecord[] = [];
+  const companies: CompanyRecord[] = [];
+  const access: AccessRecord[] = [];
+  for (let i = 0; i < counts.users; i++) {
+    const password = preHashed(`s${prefix}${i}`, `password ${i}`);
+    const user = userRecord(`${prefix}.user${i}`, password.stored, `User ${i}`);
+    users.push(user);
+    parts.push(userElement(user, password.element));
+  }
+  for (let i = 0; i < counts.companies; i++) {
+    const admin = users[i % users.length];
+    const company: CompanyRecord = {
+      id: `${prefix}_company_${i}`,
+      name: `Bench ${prefix} ${i} s.r.o.`,
+      country: 'CZ',
+      regNo: null,
+      vatId: null,
+      type: defaultOrgType('CZ'),
+      show: true,
+      licenseGroup: ROOT_GROUP,
+    };
+    companies.push(company);
+    access.push({ userKey: admin.key, companyId: company.id, role: 'ADMIN' });
+    parts.push(`<company><id>${company.id}</id><name>${company.name}</name><country>CZ</country><adminUser>${admin.username}</adminUser></company>\n`);
+  }
+  for (let k = 0; k < counts.grants; k++) {
+    const user = users[k % users.length];
+    const company = companies[(k + 1) % companies.length];
+    const role = GRANT_ROLES[k % GRANT_ROLES.length];
+    access.push({ userKey: user.key, companyId: company.id, role });
+    parts.push(`<access user="${user.username}" role="${role}">${company.id}</access>\n`);
+  }
+  const body = parts.join('');
+  return {
+    send: (batchId) => document(batchId, body),
+    operations: counts.users + counts.companies + counts.grants,
+    rows: { users, companies, access },
+  };
+}
+
+/** One new user with a pre-hashed password (phase D). */
+export function oneUserBatch(batchId: string, username: string): string {
+  const user = userRecord(username, null, 'Single');
+  return document(batchId, userElement(user, preHashed(`s${username}`, 'one password').element));
+}
+
+/** `count` new users with plain-text passwords, for the server to hash (phase F). */
+export function plainPasswordBatch(batchId: string, prefix: string, count: number): string {
+  const parts: string[] = [];
+  for (let i = 0; i < count; i++) {
+    parts.push(userElement(userRecord(`${prefix}.plain${i}`, null, `Plain ${i}`), `<password>correct horse battery staple ${i}</password>`));
+  }
+  return document(batchId, parts.join(''));
+}
