@@ -97,11 +97,13 @@ class Outcome {
   ) {}
 }
 
-/** Ends an operation early: nothing it prepared has touched the state yet. */
-class Stop extends Error {
-  constructor(readonly outcome: Outcome) {
-    super(outcome.message);
-  }
+/**
+ * Ends an operation early: nothing it prepared has touched the state yet. Deliberately not an
+ * Error: an expected outcome needs no stack trace, and capturing one for every FAILED or SKIPPED
+ * operation was a large part of the planning time of a batch with many of them.
+ */
+class Stop {
+  constructor(readonly outcome: Outcome) {}
 }
 const fail = (message: string): never => {
   throw new Stop(new Outcome('FAILED', message));
@@ -346,6 +348,9 @@ class Planner {
   /** What changing `before` into `after` needs, checked only for what really changes. */
   private requireUserChange(before: WorkingUser, after: WorkingUser): void {
     const self = this.ctx.principal.actingUser !== undefined && userKey(this.ctx.principal.actingUser) === after.key;
+    // One's own fields need no permission, but only while one may act at all: an actor that blocked
+    // itself earlier in the batch cannot unblock itself (or change anything else) later in it.
+    this.actor();
     if (passwordChanged(before, after) && !self) this.require('changePassword');
     this.requireGrantable(before.permissions, after.permissions);
     const comparable = { ...after, passwordHash: before.passwordHash, newPassword: before.newPassword, permissions: before.permissions };

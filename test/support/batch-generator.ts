@@ -160,8 +160,17 @@ function accessOp(r: Rng, pools: Pools, hasUserAbove: boolean): string {
   return `<access${user} action="delete">${company}</access>`;
 }
 
-/** One random batch; the same seed always gives the same batch. */
-export function generateBatch(seed: number): string {
+export interface BatchOptions {
+  /** The root's atomic attribute: true/false sets it, undefined leaves it to the seed (5 % atomic). */
+  atomic?: boolean;
+  /** Adds dry-run="true" (or "false") to the root. */
+  dryRun?: boolean;
+  /** The batch id; `gen-SEED` by default. */
+  id?: string;
+}
+
+/** One random batch; the same seed (and options) always gives the same batch. */
+export function generateBatch(seed: number, options: BatchOptions = {}): string {
   const r = new Rng(seed);
   const ops: string[] = [];
   const pools: Pools = { users: [], companies: [] };
@@ -185,6 +194,8 @@ export function generateBatch(seed: number): string {
     else if (kind < 0.55) ops.push(companyOp(r, pools));
     else ops.push(accessOp(r, pools, hasUserAbove));
   }
-  const atomic = r.chance(0.05) ? ' atomic="true"' : '';
-  return `<?xml version="1.0"?>\n<flexibee-batch id="gen-${seed}"${atomic}>\n  ${ops.join('\n  ')}\n</flexibee-batch>\n`;
+  const seededAtomic = r.chance(0.05);
+  const atomic = (options.atomic ?? seededAtomic) ? ' atomic="true"' : '';
+  const dryRun = options.dryRun === undefined ? '' : ` dry-run="${options.dryRun}"`;
+  return `<?xml version="1.0"?>\n<flexibee-batch id="${options.id ?? `gen-${seed}`}"${atomic}${dryRun}>\n  ${ops.join('\n  ')}\n</flexibee-batch>\n`;
 }

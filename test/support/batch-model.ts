@@ -6,14 +6,22 @@
  *
  * Passwords are kept by meaning: the plain text the user was given, or the stored form of a
  * pre-hashed one (checked with the real verifier), since hashes get a fresh salt.
+ *
+ * Permissions (SPEC §6, README "Principals, impersonation and permissions") are modelled for a
+ * batch that acts as a stored user: an operation is first worked out as if allowed; if it would
+ * change nothing it is SKIPPED whatever the permissions, otherwise the acting user — as it
+ * stands at that point of the batch, and only while it is neither deleted nor blocked — must
+ * hold what the change needs, else the operation is FAILED and changes nothing.
  */
+import type { AccessRecord } from '../../src/domain/access';
+import type { CompanyRecord } from '../../src/domain/companies';
 import type { BatchDocument, CompanyOperation, Operation, UserOperation, AccessOperation } from '../../src/batch/operations';
 import { companyIdCandidate, deriveCompanyId } from '../../src/domain/company-id';
 import { defaultOrgType, orgTypeFits, type Country } from '../../src/domain/org-types';
 import { verifyPasswordSync } from '../../src/domain/passwords';
-import { noPermissions, type Permissions } from '../../src/domain/permissions';
+import { noPermissions, PERMISSION_NAMES, type PermissionName, type Permissions } from '../../src/domain/permissions';
 import type { RoleCode } from '../../src/domain/roles';
-import type { UserType } from '../../src/domain/users';
+import type { UserRecord, UserType } from '../../src/domain/users';
 
 export type ModelPassword = { plain: string } | { stored: string } | null;
 
@@ -74,19 +82,26 @@ export function stateData(s: ModelState): unknown {
   return { users: sorted(s.users), companies: sorted(s.companies), grants: sorted(s.grants) };
 }
 
-class Failed extends Error {}
+/** Not an Error: an expected outcome needs no (costly) stack trace. */
+class Failed {}
 const failed = (): never => {
   throw new Failed();
 };
 
-/** Runs a batch on a copy of `start`; returns the answer and the state after it. */
-export function runModel(doc: BatchDocument, start: ModelState): { results: ModelResult[]; state: ModelState } {
+/**
+ * Runs a batch on a copy of `start`; returns the answer and the state after it. `actingUser`
+ * is the stored user the batch acts as (impersonation or session); without it the batch acts
+ * with full rights (certificate, server password, CLI).
+ */
+export function runModel(doc: BatchDocument, start: ModelState, actingUser?: string): { results: ModelResult[]; state: ModelState } {
   const s = cloneState(start);
+  const acting = actingUser?.toLowerCase();
   const results = doc.operations.map((op) => {
     const id = { value: defaultId(op) };
     try {
       if (op.invalid) return { id: id.value, status: 'FAILED' as const };
-      const status = op.kind === 'user' ? user(s, op) : op.kind === 'company' ? company(s, op, id) : op.kind === 'access' ? access(s, op) : failed();
+      const status =
+        op.kind === 'user' ? user(s, op, acting, start) : op.kind === 'company' ? company(s, op, id, acting) : op.kind === 'access' ? access(s, op, acting) : failed();
       return { id: id.value, status };
     } catch (err) {
       if (err instanceof Failed) return { id: id.value, status: 'FAILED' as const };
@@ -99,6 +114,45 @@ export function runModel(doc: BatchDocument, start: ModelState): { results: Mode
   if (doc.dryRun) return { results, state: cloneState(start) };
   return { results, state: s };
 }
+
+/** Whether SPEC §4 itself makes the batch idempotent from `start`: run twice, the second run changes nothing. */
+export function idempotentBySpec(doc: BatchDocument, start: ModelState = emptyState(), actingUser?: string): boolean {
+  const once = runModel(doc, start, actingUser).state;
+  return JSON.stringify(stateData(once)) === JSON.stringify(stateData(runModel(doc, once, actingUser).state));
+}
+
+// ── permissions (SPEC §6) ───────────────────────────────────────────────────────────────
+
+/** The acting user as it stands now, if it may act at all (exists, not deleted, not blocked). */
+function actor(s: ModelState, acting: string): ModelUser | undefined {
+  const a = s.users.get(acting);
+  return a && !a.deleted && !a.blocked ? a : undefined;
+}
+
+/** The acting user holds every one of these permissions (always true without an acting user). */
+function holds(s: ModelState, acting: string | undefined, ...needed: PermissionName[]): boolean {
+  if (acting === undefined) return true;
+  const a = actor(s, acting);
+  return a !== undefined && needed.every((p) => a.permissions[p]);
+}
+
+/** ADMIN in the company, or manageAll. */
+function runs(s: ModelState, acting: string | undefined, companyId: string): boolean {
+  if (acting === undefined) return true;
+  const a = actor(s, acting);
+  return a !== undefined && (a.permissions.manageAll || s.grants.get(pair(a.key, companyId)) === 'ADMIN');
+}
+
+/** Changing permissions needs grantPermission, and a permission can only be handed out by one who has it. */
+function mayChangePermissions(s: ModelState, acting: string | undefined, before: Permissions, after: Permissions): boolean {
+  const changed = PERMISSION_NAMES.filter((p) => before[p] !== after[p]);
+  if (changed.length === 0 || acting === undefined) return true;
+  return holds(s, acting, 'grantPermission') && changed.every((p) => !after[p] || holds(s, acting, p));
+}
+
+const allow = (ok: boolean): void => {
+  if (!ok) failed();
+};
 
 function defaultId(op: Operation): string {
   switch (op.kind) {
@@ -120,11 +174,12 @@ function liveUser(s: ModelState, username: string | undefined): ModelUser {
 
 // ── users ───────────────────────────────────────────────────────────────────────────────
 
-function user(s: ModelState, op: UserOperation): ModelResult['status'] {
+function user(s: ModelState, op: UserOperation, acting: string | undefined, start: ModelState): ModelResult['status'] {
   const key = (op.username as string).toLowerCase();
   const current = s.users.get(key);
   if (op.action === 'delete') {
     if (!current || current.deleted) return 'SKIPPED';
+    allow(holds(s, acting, 'createUser', 'licenseManagement'));
     s.users.set(key, { ...current, deleted: true });
     return 'DELETED';
   }
@@ -144,39 +199,75 @@ function user(s: ModelState, op: UserOperation): ModelResult['status'] {
         userType: 'NORMAL',
         deleted: false,
       };
+  const next: ModelUser = { ...base, permissions: { ...base.permissions } };
   const f = op.fields;
-  if (f.email !== undefined) base.email = f.email;
-  if (f.givenName !== undefined) base.givenName = f.givenName;
-  if (f.familyName !== undefined) base.familyName = f.familyName;
-  if (f.defaultRole !== undefined) base.defaultRole = f.defaultRole;
-  if (f.userType !== undefined) base.userType = f.userType;
-  if (f.permissions) Object.assign(base.permissions, f.permissions);
+  if (f.email !== undefined) next.email = f.email;
+  if (f.givenName !== undefined) next.givenName = f.givenName;
+  if (f.familyName !== undefined) next.familyName = f.familyName;
+  if (f.defaultRole !== undefined) next.defaultRole = f.defaultRole;
+  if (f.userType !== undefined) next.userType = f.userType;
+  if (f.permissions) Object.assign(next.permissions, f.permissions);
   if (f.blocked) {
-    base.blocked = f.blocked.value;
-    base.blockMessage = f.blocked.message;
+    next.blocked = f.blocked.value;
+    next.blockMessage = f.blocked.message;
   }
-  if (f.password?.kind === 'plain' && !passwordIs(base.password, f.password.value)) base.password = { plain: f.password.value };
-  if (f.password?.kind === 'hashed' && !(base.password && 'stored' in base.password && base.password.stored === f.password.stored)) {
-    base.password = { stored: f.password.stored };
+  if (f.password?.kind === 'plain' && !passwordIs(next.password, f.password.value)) {
+    // SPEC §4.3: a plain text the stored hash verifies is not hashed anew — the store keeps that hash,
+    // even when the batch set another password before (so a later pre-hashed form equal to it changes nothing).
+    const stored = start.users.get(key)?.password ?? null;
+    next.password = passwordIs(stored, f.password.value) ? stored : { plain: f.password.value };
   }
-  s.users.set(key, base);
-  if (!current) return 'CREATED';
-  if (current.deleted) return 'CREATED';
-  return JSON.stringify(current) === JSON.stringify(base) ? 'SKIPPED' : 'UPDATED';
+  if (f.password?.kind === 'hashed' && !(next.password && 'stored' in next.password && next.password.stored === f.password.stored)) {
+    next.password = { stored: f.password.stored };
+  }
+  const passwordChanged = JSON.stringify(next.password) !== JSON.stringify(base.password);
+  const permissionsChanged = JSON.stringify(next.permissions) !== JSON.stringify(base.permissions);
+  if (!current || current.deleted) {
+    // Creating, or restoring, a user: createUser; a restore that sets another password also changes a password.
+    allow(holds(s, acting, 'createUser'));
+    if (current && passwordChanged) allow(holds(s, acting, 'changePassword'));
+    allow(mayChangePermissions(s, acting, base.permissions, next.permissions));
+    s.users.set(key, next);
+    return 'CREATED';
+  }
+  const otherChanged = JSON.stringify({ ...next, password: null, permissions: null }) !== JSON.stringify({ ...base, password: null, permissions: null });
+  if (!passwordChanged && !permissionsChanged && !otherChanged) return 'SKIPPED';
+  // One's own password and other fields need no permission — but only while one may act at all.
+  const self = acting === key;
+  if (acting !== undefined) allow(actor(s, acting) !== undefined);
+  if (passwordChanged && !self) allow(holds(s, acting, 'changePassword'));
+  allow(mayChangePermissions(s, acting, base.permissions, next.permissions));
+  if (otherChanged && !self) allow(holds(s, acting, 'createUser'));
+  s.users.set(key, next);
+  return 'UPDATED';
+}
+
+const verified = new Map<string, boolean>();
+
+/** verifyPasswordSync, remembered: property tests ask the same (PBKDF2) question many times. */
+export function verifiesAs(stored: string, plain: string): boolean {
+  const key = `${stored}\u0000${plain}`;
+  let result = verified.get(key);
+  if (result === undefined) {
+    if (verified.size > 10_000) verified.clear();
+    verified.set(key, (result = verifyPasswordSync(stored, plain)));
+  }
+  return result;
 }
 
 /** Whether the user's password already is this plain text. */
 export function passwordIs(password: ModelPassword, plain: string): boolean {
   if (password === null) return false;
-  return 'plain' in password ? password.plain === plain : verifyPasswordSync(password.stored, plain);
+  return 'plain' in password ? password.plain === plain : verifiesAs(password.stored, plain);
 }
 
 // ── companies ───────────────────────────────────────────────────────────────────────────
 
-function company(s: ModelState, op: CompanyOperation, id: { value: string }): ModelResult['status'] {
+function company(s: ModelState, op: CompanyOperation, id: { value: string }, acting: string | undefined): ModelResult['status'] {
   if (op.action === 'delete') {
     if (!op.id) return failed();
     if (!s.companies.has(op.id)) return 'SKIPPED';
+    allow(holds(s, acting, 'deleteCompany'));
     s.companies.delete(op.id);
     for (const key of [...s.grants.keys()]) if (key.endsWith(`\u0000${op.id}`)) s.grants.delete(key);
     return 'DELETED';
@@ -210,6 +301,7 @@ function company(s: ModelState, op: CompanyOperation, id: { value: string }): Mo
       show: f.show ?? true,
     };
     if (!fits(created)) failed();
+    allow(holds(s, acting, 'createCompany'));
     s.companies.set(cid, created);
     s.grants.set(pair(admin.key, cid), 'ADMIN');
     return 'CREATED';
@@ -224,6 +316,9 @@ function company(s: ModelState, op: CompanyOperation, id: { value: string }): Mo
   if (needsGrant && !next.show) failed();
   const changed = JSON.stringify(next) !== JSON.stringify(current);
   if (!changed && !needsGrant) return 'SKIPPED';
+  // Changing a company needs ADMIN there or manageAll; making someone its ADMIN is a grant as well.
+  allow(runs(s, acting, cid));
+  if (needsGrant) allow(holds(s, acting, 'grantPermission'));
   s.companies.set(cid, next);
   if (admin && needsGrant) s.grants.set(pair(admin.key, cid), 'ADMIN');
   return 'UPDATED';
@@ -231,12 +326,17 @@ function company(s: ModelState, op: CompanyOperation, id: { value: string }): Mo
 
 // ── access ──────────────────────────────────────────────────────────────────────────────
 
-function access(s: ModelState, op: AccessOperation): ModelResult['status'] {
+/** Granting, changing or removing access to a company: grantPermission, and ADMIN there or manageAll. */
+const mayGrant = (s: ModelState, acting: string | undefined, companyId: string): boolean =>
+  holds(s, acting, 'grantPermission') && runs(s, acting, companyId);
+
+function access(s: ModelState, op: AccessOperation, acting: string | undefined): ModelResult['status'] {
   const u = liveUser(s, op.username);
   if (op.action === 'delete') {
     if (!op.company) return failed();
     if (!s.companies.has(op.company)) return 'SKIPPED';
     if (!s.grants.has(pair(u.key, op.company))) return 'SKIPPED';
+    allow(mayGrant(s, acting, op.company));
     s.grants.delete(pair(u.key, op.company));
     return 'DELETED';
   }
@@ -245,6 +345,7 @@ function access(s: ModelState, op: AccessOperation): ModelResult['status'] {
     const mine = [...s.grants.keys()].filter((k) => k.startsWith(`${u.key}\u0000`));
     const changing = mine.filter((k) => s.grants.get(k) !== role);
     if (changing.length === 0) return 'SKIPPED';
+    for (const k of changing) allow(mayGrant(s, acting, k.slice(k.indexOf('\u0000') + 1)));
     for (const k of changing) s.grants.set(k, role);
     return 'UPDATED';
   }
@@ -253,6 +354,85 @@ function access(s: ModelState, op: AccessOperation): ModelResult['status'] {
   const wanted = op.role ?? current ?? u.defaultRole ?? 'UZIVATEL';
   if (current === wanted) return 'SKIPPED';
   if (!c.show) return failed();
+  allow(mayGrant(s, acting, c.id));
   s.grants.set(pair(u.key, c.id), wanted);
   return current ? 'UPDATED' : 'CREATED';
+}
+
+// ── comparing a store with the model ────────────────────────────────────────────────────
+
+/**
+ * Stored records in the model's form, to compare with `stateData(model)`. A stored hash counts
+ * as the model's plain-text password when it verifies that very text (hashes get a fresh salt);
+ * otherwise it stays the stored form, which the model keeps for pre-hashed passwords.
+ */
+export function recordsAsModel(
+  records: { users: readonly UserRecord[]; companies: readonly CompanyRecord[]; access: readonly AccessRecord[] },
+  model: ModelState,
+): unknown {
+  const state = emptyState();
+  for (const r of records.users) {
+    const wanted = model.users.get(r.key)?.password ?? null;
+    let password: ModelPassword = r.passwordHash === null ? null : { stored: r.passwordHash };
+    if (wanted && 'plain' in wanted && r.passwordHash !== null && passwordIs({ stored: r.passwordHash }, wanted.plain)) password = wanted;
+    state.users.set(r.key, {
+      key: r.key,
+      username: r.username,
+      email: r.email,
+      givenName: r.givenName,
+      familyName: r.familyName,
+      password,
+      permissions: Object.fromEntries(PERMISSION_NAMES.map((p) => [p, r.permissions[p]])) as Permissions,
+      defaultRole: r.defaultRole,
+      blocked: r.blocked,
+      blockMessage: r.blockMessage,
+      userType: r.userType,
+      deleted: r.deleted,
+    });
+  }
+  for (const c of records.companies) {
+    state.companies.set(c.id, { id: c.id, name: c.name, country: c.country, regNo: c.regNo, vatId: c.vatId, type: c.type, show: c.show });
+  }
+  for (const a of records.access) state.grants.set(pair(a.userKey, a.companyId), a.role);
+  return stateData(state);
+}
+
+// ── what an entry writes (for the answer rule of a re-send) ─────────────────────────────
+
+/**
+ * What operation i writes, as `KIND:key` strings: U:user, C:company, G:user@company (`*` = any).
+ * `ids` are the entry ids of the answer, so that derived company ids are resolved.
+ */
+function targets(doc: BatchDocument, ids: readonly string[], i: number): string[] {
+  const op = doc.operations[i];
+  switch (op.kind) {
+    case 'user':
+      return op.username ? [`U:${op.username.toLowerCase()}`] : [];
+    case 'company': {
+      const id = ids[i];
+      if (op.action === 'delete') return [`C:${id}`, `G:*@${id}`];
+      return [`C:${id}`, ...(op.fields.adminUser ? [`G:${op.fields.adminUser.toLowerCase()}@${id}`] : [])];
+    }
+    case 'access':
+      return [`G:${(op.username ?? '').toLowerCase()}@${op.company ?? '*'}`];
+    default:
+      return [];
+  }
+}
+
+function overlap(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (!a.startsWith('G:') || !b.startsWith('G:')) return false;
+  const [ua, ca] = a.slice(2).split('@');
+  const [ub, cb] = b.slice(2).split('@');
+  return (ua === ub || ua === '*' || ub === '*') && (ca === cb || ca === '*' || cb === '*');
+}
+
+/**
+ * Another operation of the batch writes what entry i writes, so a re-send may undo or redo
+ * entry i: the one reason an entry of a re-sent batch may be other than SKIPPED or FAILED.
+ */
+export function contested(doc: BatchDocument, ids: readonly string[], i: number): boolean {
+  const mine = targets(doc, ids, i);
+  return doc.operations.some((_, j) => j !== i && targets(doc, ids, j).some((t) => mine.some((m) => overlap(m, t))));
 }
