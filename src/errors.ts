@@ -41,7 +41,8 @@ export class FlexiError extends Error {
     message: string,
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
+    // Messages quote input; a quote cut inside a surrogate pair must not make the answer invalid text.
+    super((message as string & { toWellFormed(): string }).toWellFormed());
     this.name = 'FlexiError';
     this.status = STATUS[code];
   }
