@@ -49,18 +49,31 @@ const COMMANDS: Record<string, Command> = {
       const logger = createLogger(config.logLevel);
       const server = await startServer(config, logger);
       // The handlers go in before the announcement: whoever waits for it may signal at once.
-      const stopped = new Promise<void>((resolve) => {
-        const stop = (signal: string): void => {
+      // They stay: a second SIGTERM or Ctrl-C must not kill the process half-way through its
+      // shutdown (the shutdown timeout bounds it already), it is only noted.
+      let stopping = false;
+      const stopped = new Promise<number>((resolve) => {
+        const stop = (signal: NodeJS.Signals): void => {
+          if (stopping) {
+            logger.info('already shutting down', { signal, shutdownTimeoutMs: config.shutdownTimeoutMs });
+            return;
+          }
+          stopping = true;
           logger.info('shutting down', { signal });
-          void server.close().then(resolve);
+          server.close().then(
+            () => resolve(0),
+            (e: unknown) => {
+              logger.error('shutdown failed', { error: e instanceof Error ? e.message : String(e) });
+              resolve(1);
+            },
+          );
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
       });
       err(`flexi-admin is listening on https://${config.host}:${server.port} (store: ${server.store.kind})`);
       err(`try: ${server.curlLine}`);
-      await stopped;
-      return 0;
+      return stopped;
     },
   },
   'certs init': {

@@ -69,13 +69,40 @@ async function hashNewPasswords(users: PlannedUser[], policy: HashPolicy): Promi
  */
 export class BatchExecutor {
   private readonly inFlight = new Set<string>();
+  /** Executions accepted and not yet settled (queued behind another batch or running). */
+  private readonly running = new Set<Promise<unknown>>();
+  private accepting = true;
 
   constructor(
     private readonly store: Store,
     private readonly options: ExecutorOptions,
   ) {}
 
-  async execute(body: string, principal: Principal, receivedAt = new Date()): Promise<BatchOutcome> {
+  /**
+   * For a shutdown: batches that arrive from now on are refused (503, nothing applied), and the
+   * returned promise resolves once every batch accepted before has been committed or rolled back.
+   */
+  async stopAccepting(): Promise<void> {
+    this.accepting = false;
+    await Promise.allSettled([...this.running]);
+  }
+
+  execute(body: string, principal: Principal, receivedAt = new Date()): Promise<BatchOutcome> {
+    if (!this.accepting) {
+      return Promise.reject(
+        new FlexiError('store-unavailable', 'The server is shutting down; the batch was not applied. Send it again once the server is back.', {
+          'Retry-After': '1',
+        }),
+      );
+    }
+    const run = this.run(body, principal, receivedAt);
+    this.running.add(run);
+    const forget = (): void => void this.running.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  private async run(body: string, principal: Principal, receivedAt: Date): Promise<BatchOutcome> {
     const doc = parseBatch(body, { maxOperations: this.options.maxOperations });
     const bodySha256 = createHash('sha256').update(body, 'utf8').digest('hex');
     const flight = `${doc.id}\u0000${bodySha256}`;

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import { isIP, type AddressInfo } from 'node:net';
+import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { isAbsolute, join, relative } from 'node:path';
 import { BatchExecutor } from '../batch/execute';
 import type { Config } from '../config';
@@ -63,6 +64,22 @@ async function registerDevClient(store: Store, clientPem: string, logger: Logger
   }
 }
 
+/** The remote end of a connection; a TLS socket and the TCP socket under it share it. */
+function peerOf(socket: Socket): string {
+  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
+}
+
+/** Whether `promise` settles within `ms` milliseconds. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   // Settings that can refuse the start are read first, so a refused start leaves nothing behind.
   const serverCredentials = config.passwordAuth && config.serverAuth ? readServerAuth(config.serverAuth) : null;
@@ -100,10 +117,25 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     },
   });
 
+  // Every connection (also one still in its TLS handshake) and every request in progress, so a
+  // shutdown can tell a client that is still sending from a batch the server is working on.
+  const connections = new Map<Socket, string>();
+  const requests = new Map<IncomingMessage, ServerResponse>();
+  let stopping = false;
   const server: Server = createServer(
     { ...tls, requestCert: true, rejectUnauthorized: false, ...(clientCa ? { ca: clientCa } : {}) },
-    app,
+    (req, res) => {
+      requests.set(req, res);
+      res.once('close', () => requests.delete(req));
+      // During a shutdown every answer closes its connection: a keep-alive client reconnects elsewhere.
+      if (stopping) res.shouldKeepAlive = false;
+      void app(req, res);
+    },
   );
+  server.on('connection', (socket: Socket) => {
+    connections.set(socket, peerOf(socket));
+    socket.once('close', () => connections.delete(socket));
+  });
   server.requestTimeout = config.requestTimeoutMs;
   server.headersTimeout = Math.min(config.requestTimeoutMs, 20_000);
 
@@ -122,17 +154,44 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     clientCa: clientCa !== undefined,
   });
 
+  /**
+   * Graceful shutdown, bounded:
+   * 1. stop accepting; idle keep-alive connections close; answers from now on say `Connection: close`;
+   *    requests in progress get the shutdown timeout to finish.
+   * 2. At the timeout, the connections of clients that have not sent their whole request (a slow
+   *    body, a stalled TLS handshake, idle keep-alive) are cut: nothing of theirs was applied.
+   *    Batches already received are never cut off half-way: they finish, commit and are answered;
+   *    those answers get the shutdown timeout once more to reach their clients.
+   * 3. Close the store.
+   */
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const res of requests.values()) if (!res.headersSent) res.shouldKeepAlive = false;
+    server.closeIdleConnections();
+    if (!(await settlesWithin(drained, config.shutdownTimeoutMs))) {
+      const stopped = executor.stopAccepting();
+      const received = new Set([...requests.keys()].filter((req) => req.complete).map((req) => peerOf(req.socket)));
+      let cut = 0;
+      for (const [socket, peer] of connections) {
+        if (!received.has(peer)) {
+          socket.destroy();
+          cut++;
+        }
+      }
+      logger.warn('shutdown timeout: closed the connections of unfinished requests', { connections: cut, answering: received.size });
+      await stopped;
+      if (!(await settlesWithin(drained, config.shutdownTimeoutMs))) {
+        for (const socket of connections.keys()) socket.destroy();
+        await drained;
+      }
+    }
+    await executor.stopAccepting();
+    await store.close();
+    logger.info('stopped');
+  };
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
-    (closing ??= (async () => {
-      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
-      await drained;
-      clearTimeout(timer);
-      await store.close();
-      logger.info('stopped');
-    })());
+  const close = (): Promise<void> => (closing ??= stop());
 
   return { port, store, curlLine: line, close };
 }

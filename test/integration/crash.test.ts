@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dumpSqlite, integrityCheck, journalSummary } from '../../src/store/sqlite/sqlite-dump';
-import { entries, freshPkiDir, validateAnswer, type Response } from '../support/server';
-import { listeningPort, spawnServe, type Spawned } from '../support/spawned';
+import { entries, freshPkiDir, validateAnswer } from '../support/server';
+import { listeningPort, sendBatch, spawnServe, type Spawned } from '../support/spawned';
 
 /**
  * SPEC §5.3: a kill at any moment leaves the store either without the batch or with all of
@@ -64,45 +63,6 @@ function batchState(db: string): BatchState {
     grants: dump.access.filter((a) => String(a.company_id).startsWith('crash_c')).length,
     journal: journalSummary(db).filter((j) => j.batch_id === BATCH_ID).length,
   };
-}
-
-interface Sent {
-  /** Resolves once the whole body is handed to the socket. */
-  written: Promise<void>;
-  /** The answer, or the error the killed connection produced (an Error of node's realm, not jest's: test with `'error' in`). */
-  answer: Promise<Response | { error: Error }>;
-}
-
-function sendBatch(port: number, certs: string, body: string): Sent {
-  let markWritten: () => void = () => undefined;
-  const written = new Promise<void>((done) => (markWritten = done));
-  const answer = new Promise<Response | { error: Error }>((done) => {
-    const failed = (error: Error): void => done({ error });
-    const req = httpsRequest(
-      {
-        host: '127.0.0.1',
-        servername: 'localhost',
-        port,
-        method: 'PUT',
-        path: '/admin/batch',
-        agent: false,
-        ca: readFileSync(join(certs, 'ca.pem')),
-        cert: readFileSync(join(certs, 'client.pem')),
-        key: readFileSync(join(certs, 'client-key.pem')),
-        headers: { 'content-type': 'application/xml' },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', failed);
-      },
-    );
-    req.on('error', failed);
-    req.on('finish', markWritten);
-    req.end(body);
-  });
-  return { written, answer };
 }
 
 describe('a server killed during a large batch', () => {

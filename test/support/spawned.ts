@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import type { ClientRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(__dirname, '..', '..');
 export const CLI_JS = resolve(REPO_ROOT, 'dist', 'cli.js');
@@ -106,4 +108,62 @@ export function spawnServe(options: { db: string; certs: string; env?: Record<st
 export async function listeningPort(server: Spawned, timeoutMs = 20_000): Promise<number> {
   const match = await server.waitForStderr(/is listening on https:\/\/[^\s]+:(\d+) /, timeoutMs);
   return Number(match[1]);
+}
+
+/** What a client gets back: the answer, or the error of a cut connection (an Error of node's realm, not jest's: test with `'error' in`). */
+export type Answer = { status: number; headers: Record<string, string | string[] | undefined>; body: string } | { error: Error };
+
+export interface Sent {
+  /** Resolves once the whole body is handed to the socket. */
+  written: Promise<void>;
+  answer: Promise<Answer>;
+  /** The request itself, for a test that sends its body piece by piece (`sendBatch` with `body: undefined`). */
+  request: ClientRequest;
+}
+
+/**
+ * PUT /admin/batch with the dev client of the certificate folder `certs`. With a body it is sent
+ * at once; without, the caller writes it (`request.write`, `request.end`) at its own pace.
+ */
+export function sendBatch(port: number, certs: string, body: string | undefined, headers: Record<string, string> = {}): Sent {
+  let markWritten: () => void = () => undefined;
+  const written = new Promise<void>((done) => (markWritten = done));
+  let request: ClientRequest | undefined;
+  const answer = new Promise<Answer>((done) => {
+    const failed = (error: Error): void => done({ error });
+    request = httpsRequest(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port,
+        method: 'PUT',
+        path: '/admin/batch',
+        agent: false,
+        ca: readFileSync(join(certs, 'ca.pem')),
+        cert: readFileSync(join(certs, 'client.pem')),
+        key: readFileSync(join(certs, 'client-key.pem')),
+        headers: { 'content-type': 'application/xml', ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', failed);
+      },
+    );
+    request.on('error', failed);
+    request.on('finish', markWritten);
+    if (body !== undefined) request.end(body);
+  });
+  if (!request) throw new Error('unreachable: the request is created synchronously');
+  return { written, answer, request };
+}
+
+/** The JSON log lines a spawned server printed on stdout, in order. */
+export function logLines(server: Spawned): Array<Record<string, unknown>> {
+  return server
+    .stdout()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }

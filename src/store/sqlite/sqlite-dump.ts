@@ -69,3 +69,13 @@ export function sessionRows(path: string): Array<{ id_hash: string; user_key: st
     db.close();
   }
 }
+
+/** Rows of one read-only query, for tests that check a large store without dumping all of it. */
+export function queryRows(path: string, sql: string, ...params: unknown[]): Array<Record<string, unknown>> {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare(sql).all(...params) as Array<Record<string, unknown>>;
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,274 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dumpSqlite, integrityCheck, journalSummary } from '../../src/store/sqlite/sqlite-dump';
+import { entries, freshPkiDir, validateAnswer } from '../support/server';
+import { listeningPort, logLines, sendBatch, spawnServe, type Answer, type Exit, type Spawned } from '../support/spawned';
+
+/**
+ * SPEC §1: on SIGTERM/SIGINT the server stops accepting, finishes in-flight batches and closes
+ * the store. A batch is either completed and answered, or not applied at all, and the process
+ * exits 0 within a bound: a client that is still sending gets the shutdown timeout to finish,
+ * then its connection is closed; a batch the server has received is never cut off half-way.
+ */
+const SHUTDOWN_TIMEOUT_MS = 1000;
+/** Start-up, the store's close and a loaded test machine; a bound on behaviour, not a benchmark. */
+const MARGIN_MS = 10_000;
+/** New plain passwords are hashed off the event loop: a batch full of them keeps executing for a while. */
+const PBKDF2_ITERATIONS = 200_000;
+const PASSWORD_USERS = 16;
+const PLAIN_USERS = 2000;
+const COMPANIES = 500;
+const OPERATIONS = PASSWORD_USERS + PLAIN_USERS + COMPANIES;
+
+const pad = (n: number): string => String(n).padStart(4, '0');
+
+/** Users (some with plain passwords, hashed with PBKDF2 while the batch runs) and companies, all with the prefix `tag`. */
+function largeBatch(tag: string): string {
+  const parts = ['<?xml version="1.0" encoding="UTF-8"?>\n', `<flexibee-batch id="${tag}">\n`];
+  for (let i = 0; i < PASSWORD_USERS; i++) parts.push(`  <user><username>${tag}.p${pad(i)}</username><password>secret number ${i}</password></user>\n`);
+  for (let i = 0; i < PLAIN_USERS; i++) parts.push(`  <user><username>${tag}.u${pad(i)}</username><email>u${i}@${tag}.example</email></user>\n`);
+  for (let i = 0; i < COMPANIES; i++) {
+    parts.push(`  <company><id>${tag}_c${pad(i)}</id><name>${tag} ${i} s.r.o.</name><country>CZ</country><adminUser>${tag}.u${pad(i)}</adminUser></company>\n`);
+  }
+  parts.push('</flexibee-batch>\n');
+  return parts.join('');
+}
+
+function smallBatch(tag: string): string {
+  return `<?xml version="1.0"?>\n<flexibee-batch id="${tag}">\n  <user><username>${tag}.only</username></user>\n  <company><id>${tag}_c</id><name>${tag} s.r.o.</name><country>CZ</country><adminUser>${tag}.only</adminUser></company>\n</flexibee-batch>\n`;
+}
+
+interface Applied {
+  users: number;
+  companies: number;
+  journal: number;
+}
+
+function applied(db: string, tag: string): Applied {
+  const dump = dumpSqlite(db) as Record<string, Array<Record<string, unknown>>>;
+  return {
+    users: dump.users.filter((u) => String(u.key).startsWith(`${tag}.`)).length,
+    companies: dump.companies.filter((c) => String(c.id).startsWith(`${tag}_`)).length,
+    journal: journalSummary(db).filter((j) => j.batch_id === tag).length,
+  };
+}
+
+const NOTHING: Applied = { users: 0, companies: 0, journal: 0 };
+
+function portRefuses(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(false);
+    });
+    socket.once('error', () => done(true));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('SIGTERM while batches are in flight', () => {
+  let pki: string;
+  let dir: string;
+  let db: string;
+  const servers: Spawned[] = [];
+
+  beforeAll(() => {
+    pki = freshPkiDir();
+  });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'flexi-shutdown-'));
+    db = join(dir, 'flexi-admin.db');
+  });
+  afterEach(() => {
+    for (const s of servers.splice(0)) s.killGroup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  afterAll(() => rmSync(pki, { recursive: true, force: true }));
+
+  async function serve(): Promise<{ server: Spawned; port: number }> {
+    const server = spawnServe({
+      db,
+      certs: pki,
+      env: {
+        FLEXI_LOG_LEVEL: 'info',
+        FLEXI_SHUTDOWN_TIMEOUT: String(SHUTDOWN_TIMEOUT_MS),
+        FLEXI_PASSWORD_HASH: 'pbkdf2',
+        FLEXI_PBKDF2_ITERATIONS: String(PBKDF2_ITERATIONS),
+      },
+    });
+    servers.push(server);
+    return { server, port: await listeningPort(server) };
+  }
+
+  /** SIGTERM, then the exit and how long it took. */
+  async function terminate(server: Spawned, signal: NodeJS.Signals = 'SIGTERM'): Promise<{ exit: Exit; ms: number }> {
+    const sent = Date.now();
+    server.child.kill(signal);
+    const exit = await server.exited;
+    return { exit, ms: Date.now() - sent };
+  }
+
+  function expectComplete(answer: Answer, tag: string): void {
+    if ('error' in answer) throw answer.error;
+    expect(answer.status).toBe(200);
+    validateAnswer('PUT', '/admin/batch', answer);
+    const result = entries(answer.body);
+    expect(result).toHaveLength(OPERATIONS);
+    expect(result.filter((e) => e.status !== 'CREATED')).toEqual([]);
+    expect(result[0].id).toBe(`${tag}.p0000`);
+    expect(result[OPERATIONS - 1].id).toBe(`${tag}_c${pad(COMPANIES - 1)}`);
+  }
+
+  test('when SIGTERM arrives while a large batch is executing, past the shutdown timeout, then the batch is completed and answered in full and the process exits 0', async () => {
+    const { server, port } = await serve();
+    const sent = sendBatch(port, pki, largeBatch('big'));
+    let answeredAt = 0;
+    void sent.answer.then(() => (answeredAt = Date.now()));
+    await sent.written;
+    // The server is parsing it or already hashing its passwords (seconds at these iterations).
+    await sleep(300);
+    const signalled = Date.now();
+    const { exit, ms } = await terminate(server);
+    const answer = await sent.answer;
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expectComplete(answer, 'big');
+    expect(answeredAt).toBeGreaterThan(signalled);
+    const log = logLines(server).map((l) => l.msg);
+    // The signal was handled before the answer went out, and the shutdown timeout passed while the batch ran.
+    expect(log.indexOf('shutting down')).toBeGreaterThan(-1);
+    expect(log.indexOf('shutting down')).toBeLessThan(log.indexOf('request'));
+    expect(logLines(server).find((l) => String(l.msg).startsWith('shutdown timeout'))).toMatchObject({ connections: 0, answering: 1 });
+    expect(log.at(-1)).toBe('stopped');
+    expect(applied(db, 'big')).toEqual({ users: PASSWORD_USERS + PLAIN_USERS, companies: COMPANIES, journal: 1 });
+    expect(integrityCheck(db)).toBe('ok');
+    // Bounded by the shutdown timeout plus the time the already received batch needed to finish.
+    expect(ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS + (answeredAt - signalled) + MARGIN_MS);
+  }, 60_000);
+
+  test('when SIGTERM and then SIGINT and SIGTERM again arrive while a batch is executing, then the repeated signals do not cut the shutdown short', async () => {
+    const { server, port } = await serve();
+    const sent = sendBatch(port, pki, largeBatch('twice'));
+    await sent.written;
+    await sleep(300);
+    server.child.kill('SIGTERM');
+    await sleep(200);
+    server.child.kill('SIGINT');
+    await sleep(200);
+    const { exit } = await terminate(server);
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expectComplete(await sent.answer, 'twice');
+    expect(logLines(server).filter((l) => l.msg === 'already shutting down').map((l) => l.signal)).toEqual(['SIGINT', 'SIGTERM']);
+    expect(applied(db, 'twice')).toMatchObject({ journal: 1 });
+  }, 60_000);
+
+  test('when SIGTERM arrives while a client is still slowly sending its body, then the batch is not applied, the client gets a closed connection and the process exits 0 within the shutdown timeout', async () => {
+    const { server, port } = await serve();
+    const body = Buffer.from(smallBatch('slow'), 'utf8');
+    const sent = sendBatch(port, pki, undefined, { 'content-length': String(body.length) });
+    sent.request.write(body.subarray(0, 40));
+    // One more byte every 100 ms: the client never gets to the end within the timeout.
+    let offset = 40;
+    const dribble = setInterval(() => {
+      if (offset < body.length - 10 && !sent.request.destroyed) sent.request.write(body.subarray(offset, ++offset));
+    }, 100);
+    try {
+      await sleep(300);
+      const signalled = Date.now();
+      server.child.kill('SIGTERM');
+      await sleep(300);
+      // Stopped accepting at once.
+      expect(await portRefuses(port)).toBe(true);
+      const exit = await server.exited;
+      const ms = Date.now() - signalled;
+      const answer = await sent.answer;
+
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(ms).toBeGreaterThanOrEqual(SHUTDOWN_TIMEOUT_MS - 100);
+      expect(ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS + MARGIN_MS);
+      expect('error' in answer ? 'closed' : answer.status).toBe('closed');
+      expect(logLines(server).find((l) => String(l.msg).startsWith('shutdown timeout'))).toMatchObject({ connections: 1, answering: 0 });
+      expect(applied(db, 'slow')).toEqual(NOTHING);
+      expect(integrityCheck(db)).toBe('ok');
+    } finally {
+      clearInterval(dribble);
+    }
+  }, 60_000);
+
+  test('when a client that was still sending at SIGTERM finishes its body within the shutdown timeout, then its batch is executed and answered and the process exits 0', async () => {
+    const { server, port } = await serve();
+    const body = Buffer.from(smallBatch('late'), 'utf8');
+    const sent = sendBatch(port, pki, undefined, { 'content-length': String(body.length) });
+    sent.request.write(body.subarray(0, 40));
+    await sleep(300);
+    server.child.kill('SIGTERM');
+    await sleep(SHUTDOWN_TIMEOUT_MS / 2);
+    sent.request.end(body.subarray(40));
+    const answer = await sent.answer;
+    const exit = await server.exited;
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    if ('error' in answer) throw answer.error;
+    expect(answer.status).toBe(200);
+    // Its connection is not kept alive for more: the server is going away.
+    expect(answer.headers.connection).toBe('close');
+    expect(entries(answer.body).map((e) => e.status)).toEqual(['CREATED', 'CREATED']);
+    expect(applied(db, 'late')).toEqual({ users: 1, companies: 1, journal: 1 });
+  }, 60_000);
+
+  test('when idle keep-alive connections and a connection stuck before its TLS handshake are open, then SIGTERM still exits 0 within the shutdown timeout', async () => {
+    const { server, port } = await serve();
+    // A keep-alive client that made one request and keeps its connection open.
+    const { Agent } = await import('node:https');
+    const agent = new Agent({ keepAlive: true });
+    const status = await new Promise<number>((done, fail) => {
+      httpsRequest(
+        {
+          host: '127.0.0.1',
+          servername: 'localhost',
+          port,
+          path: '/status.json',
+          agent,
+          ca: readFileSync(join(pki, 'ca.pem')),
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => done(res.statusCode ?? 0));
+        },
+      )
+        .on('error', fail)
+        .end();
+    });
+    expect(status).toBe(200);
+    // A TCP connection that never says a word (no TLS handshake).
+    const mute = connect({ host: '127.0.0.1', port });
+    mute.on('error', () => undefined);
+    await new Promise((r) => mute.once('connect', r));
+    const muteClosed = new Promise((r) => mute.once('close', r));
+
+    const { exit, ms } = await terminate(server);
+    agent.destroy();
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS + MARGIN_MS);
+    await muteClosed;
+    expect(logLines(server).at(-1)?.msg).toBe('stopped');
+  }, 60_000);
+
+  test('when SIGINT arrives with nothing in flight, then the process exits 0 without waiting for the shutdown timeout', async () => {
+    const { server, port } = await serve();
+    const answer = await sendBatch(port, pki, smallBatch('idle')).answer;
+    if ('error' in answer) throw answer.error;
+    expect(answer.status).toBe(200);
+    const { exit, ms } = await terminate(server, 'SIGINT');
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
+    expect(logLines(server).some((l) => String(l.msg).startsWith('shutdown timeout'))).toBe(false);
+  }, 60_000);
+});
