@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { isAbsolute, join, relative } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { BatchExecutor } from '../batch/execute';
 import type { Config } from '../config';
 import { ROOT_GROUP } from '../domain/principals';
@@ -13,6 +14,7 @@ import { fingerprintOfCertificate } from '../pki/fingerprint';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
 import { createApp } from './app';
+import { renderEnvelope } from './envelope';
 import { readServerAuth } from './server-auth';
 import { AuthThrottle } from './throttle';
 
@@ -80,6 +82,24 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
+const CLIENT_ERRORS: Readonly<Record<string, [string, string]>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: ['408 Request Timeout', 'The request did not arrive within the request timeout; nothing was applied.'],
+  HPE_HEADER_OVERFLOW: ['431 Request Header Fields Too Large', 'The request headers are too large; nothing was applied.'],
+};
+
+/** Errors below HTTP (timeouts, broken requests) still get the Flexi envelope, then the connection closes. */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const [status, message] = CLIENT_ERRORS[err.code ?? ''] ?? ['400 Bad Request', 'The request is not valid HTTP; nothing was applied.'];
+  const body = renderEnvelope(message, 'xml');
+  socket.end(
+    `HTTP/1.1 ${status}\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   // Settings that can refuse the start are read first, so a refused start leaves nothing behind.
   const serverCredentials = config.passwordAuth && config.serverAuth ? readServerAuth(config.serverAuth) : null;
@@ -123,7 +143,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const requests = new Map<IncomingMessage, ServerResponse>();
   let stopping = false;
   const server: Server = createServer(
-    { ...tls, requestCert: true, rejectUnauthorized: false, ...(clientCa ? { ca: clientCa } : {}) },
+    {
+      ...tls,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ...(clientCa ? { ca: clientCa } : {}),
+      // A client that connects and never completes TLS must not hold a socket for Node's default 2 minutes.
+      handshakeTimeout: Math.min(config.requestTimeoutMs, 20_000),
+      // Node checks request timeouts only this often (30 s by default), so a short timeout needs a short interval.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.requestTimeoutMs / 4))),
+    },
     (req, res) => {
       requests.set(req, res);
       res.once('close', () => requests.delete(req));
@@ -136,6 +165,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     connections.set(socket, peerOf(socket));
     socket.once('close', () => connections.delete(socket));
   });
+  server.on('clientError', answerClientError);
   server.requestTimeout = config.requestTimeoutMs;
   server.headersTimeout = Math.min(config.requestTimeoutMs, 20_000);
 

@@ -590,6 +590,7 @@ describe('SPEC §9: slow clients are cut off by the request timeout', () => {
   const expectCutOff = (exchange: RawExchange): void => {
     expect(exchange.closedByServer).toBe(true);
     expect(exchange.received).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(exchange.received).toContain('<message>The request did not arrive within the request timeout; nothing was applied.</message>');
     expect(exchange.elapsedMs).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS - 100);
   };
 
