@@ -35,6 +35,9 @@ function readBody(req: Request, limit: number): Promise<Buffer> {
     }
     const declared = req.headers['content-length'];
     if (!makeDecoder && declared !== undefined && Number(declared) > limit) {
+      // Drained and thrown away, not left unread: else Node may close the socket under a
+      // client that is still writing, and it never sees the 413.
+      req.resume();
       reject(tooLarge(limit));
       return;
     }
