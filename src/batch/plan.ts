@@ -2,10 +2,10 @@ import type { AccessRecord } from '../domain/access';
 import type { CompanyRecord } from '../domain/companies';
 import { companyIdCandidate, companyIdCandidateIndex, deriveCompanyId } from '../domain/company-id';
 import { DEFAULT_COUNTRY, defaultOrgType, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
-import { noPermissions, PERMISSION_NAMES, type PermissionName, type Permissions } from '../domain/permissions';
+import { PERMISSION_NAMES, type PermissionName, type Permissions } from '../domain/permissions';
 import type { Principal } from '../domain/principals';
 import { DEFAULT_ROLE, type RoleCode } from '../domain/roles';
-import { userKey, type UserRecord } from '../domain/users';
+import { newUserRecord, userKey, type UserRecord } from '../domain/users';
 import type {
   AccessOperation,
   BatchDocument,
@@ -378,7 +378,7 @@ class Planner {
     }
     if (!current || current.deleted) {
       this.require('createUser');
-      const base = current ? { ...current, deleted: false } : newUser(username, this.ctx.principal.scope);
+      const base = current ? { ...current, deleted: false } : newUserRecord(username, this.ctx.principal.scope);
       const created = this.applyUserFields({ ...base }, op.fields);
       // A restored user comes back with its access list: a new password for it is a password change.
       if (current && passwordChanged(base, created)) this.require('changePassword');
@@ -556,24 +556,6 @@ class Planner {
   changes(): ChangeSet {
     return this.state.changes();
   }
-}
-
-function newUser(username: string, group: string): WorkingUser {
-  return {
-    key: userKey(username),
-    username,
-    email: null,
-    givenName: null,
-    familyName: null,
-    passwordHash: null,
-    permissions: noPermissions(),
-    defaultRole: null,
-    blocked: false,
-    blockMessage: null,
-    userType: 'NORMAL',
-    deleted: false,
-    licenseGroup: group,
-  };
 }
 
 function assertCompanyConsistent(company: CompanyRecord, fields: CompanyFields): void {

@@ -1,4 +1,4 @@
-import type { Permissions } from './permissions';
+import { noPermissions, type Permissions } from './permissions';
 import type { RoleCode } from './roles';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
@@ -28,4 +28,23 @@ export interface UserRecord {
   userType: UserType;
   deleted: boolean;
   licenseGroup: string;
+}
+
+/** A user as it is first created: no password, no permissions, not blocked. */
+export function newUserRecord(username: string, licenseGroup: string): UserRecord {
+  return {
+    key: userKey(username),
+    username,
+    email: null,
+    givenName: null,
+    familyName: null,
+    passwordHash: null,
+    permissions: noPermissions(),
+    defaultRole: null,
+    blocked: false,
+    blockMessage: null,
+    userType: 'NORMAL',
+    deleted: false,
+    licenseGroup,
+  };
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { parseBatch } from '../../src/batch/parse';
 import { planBatch, snapshotRequest, type ChangeSet, type Plan, type Snapshot } from '../../src/batch/plan';
 import type { AccessRecord } from '../../src/domain/access';
@@ -8,6 +7,7 @@ import { noPermissions, PERMISSION_NAMES, type PermissionName, type Permissions 
 import type { Principal } from '../../src/domain/principals';
 import type { RoleCode } from '../../src/domain/roles';
 import type { UserRecord } from '../../src/domain/users';
+import { company, EMPTY_CHANGES, grant, sha256, snapshot, user } from '../support/snapshots';
 
 /**
  * SPEC §6 at planner level: a certificate principal impersonating the stored user "actor"
@@ -19,50 +19,6 @@ const CERTIFICATE: Principal = { kind: 'certificate', name: 'FP', scope: 'root' 
 
 // ── hand-made snapshots (as in plan.test.ts) ────────────────────────────────────────────
 
-function user(username: string, over: Partial<UserRecord> = {}): UserRecord {
-  return {
-    key: username.toLowerCase(),
-    username,
-    email: null,
-    givenName: null,
-    familyName: null,
-    passwordHash: null,
-    permissions: noPermissions(),
-    defaultRole: null,
-    blocked: false,
-    blockMessage: null,
-    userType: 'NORMAL',
-    deleted: false,
-    licenseGroup: 'root',
-    ...over,
-  };
-}
-
-function company(id: string, over: Partial<CompanyRecord> = {}): CompanyRecord {
-  return { id, name: id, country: 'CZ', regNo: null, vatId: null, type: 'PODNIKATELE+PU', show: true, licenseGroup: 'root', ...over };
-}
-
-const grant = (userKey: string, companyId: string, role: RoleCode): AccessRecord => ({ userKey, companyId, role });
-
-/** sha256 stored form, as the server would store a plain-text password. */
-function sha256(salt: string, plain: string): string {
-  return `sha256:${salt}:${createHash('sha256').update(`${salt}:${plain}`).digest('hex')}`;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
-
-function snapshot(parts: Partial<Snapshot> = {}): Snapshot {
-  // Frozen: the planner is pure and must never touch what the store gave it.
-  return deepFreeze({ users: [], companies: [], access: [], ...parts });
-}
-
-const EMPTY_CHANGES: ChangeSet = { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [] };
 
 function plan(operations: string, snap: Snapshot, principal: Principal = AS_ACTOR): Plan {
   const doc = parseBatch(`<flexibee-batch id="t">${operations}</flexibee-batch>`, { maxOperations: 1000 });

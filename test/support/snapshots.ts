@@ -1,0 +1,37 @@
+import { createHash } from 'node:crypto';
+import type { ChangeSet, Snapshot } from '../../src/batch/plan';
+import type { AccessRecord } from '../../src/domain/access';
+import type { CompanyRecord } from '../../src/domain/companies';
+import type { RoleCode } from '../../src/domain/roles';
+import { newUserRecord, type UserRecord } from '../../src/domain/users';
+
+/** Hand-made snapshots for planner tests. */
+export function user(username: string, over: Partial<UserRecord> = {}): UserRecord {
+  return { ...newUserRecord(username, 'root'), ...over };
+}
+
+export function company(id: string, over: Partial<CompanyRecord> = {}): CompanyRecord {
+  return { id, name: id, country: 'CZ', regNo: null, vatId: null, type: 'PODNIKATELE+PU', show: true, licenseGroup: 'root', ...over };
+}
+
+export const grant = (userKey: string, companyId: string, role: RoleCode): AccessRecord => ({ userKey, companyId, role });
+
+/** sha256 stored form, as the server would store a plain-text password. */
+export function sha256(salt: string, plain: string): string {
+  return `sha256:${salt}:${createHash('sha256').update(`${salt}:${plain}`).digest('hex')}`;
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export function snapshot(parts: Partial<Snapshot> = {}): Snapshot {
+  // Frozen: the planner is pure and must never touch what the store gave it.
+  return deepFreeze({ users: [], companies: [], access: [], ...parts });
+}
+
+export const EMPTY_CHANGES: ChangeSet = { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [] };
