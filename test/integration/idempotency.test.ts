@@ -18,16 +18,14 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchExecutor } from '../../src/batch/execute';
-import type { BatchDocument } from '../../src/batch/operations';
 import { parseBatch } from '../../src/batch/parse';
-import { userKey } from '../../src/domain/users';
 import { PERMISSION_NAMES } from '../../src/domain/permissions';
 import type { HashPolicy } from '../../src/domain/passwords';
 import type { Principal } from '../../src/domain/principals';
 import { dumpSqlite } from '../../src/store/sqlite/sqlite-dump';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { generateBatch } from '../support/batch-generator';
-import { emptyState, passwordIs, runModel, stateData, type ModelResult, type ModelState } from '../support/batch-model';
+import { contested, emptyState, idempotentBySpec, passwordIs, runModel, stateData, type ModelResult, type ModelState } from '../support/batch-model';
 import { entries } from '../support/server';
 import { assertValidXml } from '../support/xmllint';
 
@@ -146,41 +144,6 @@ describe('re-sending the seed samples (SPEC §5.2)', () => {
 
 // ── (b) generated batches ───────────────────────────────────────────────────────────────
 
-/**
- * What an entry writes, as `KIND:key` strings: U:user, C:company, G:user@company (`*` = any).
- * Company ids are those the answer names, so derived ids are resolved.
- */
-function targets(doc: BatchDocument, ids: string[], i: number): string[] {
-  const op = doc.operations[i];
-  switch (op.kind) {
-    case 'user':
-      return op.username ? [`U:${userKey(op.username)}`] : [];
-    case 'company': {
-      const id = ids[i];
-      if (op.action === 'delete') return [`C:${id}`, `G:*@${id}`];
-      return [`C:${id}`, ...(op.fields.adminUser ? [`G:${userKey(op.fields.adminUser)}@${id}`] : [])];
-    }
-    case 'access':
-      return [`G:${userKey(op.username ?? '')}@${op.company ?? '*'}`];
-    default:
-      return [];
-  }
-}
-
-function overlap(a: string, b: string): boolean {
-  if (a === b) return true;
-  if (!a.startsWith('G:') || !b.startsWith('G:')) return false;
-  const [ua, ca] = a.slice(2).split('@');
-  const [ub, cb] = b.slice(2).split('@');
-  return (ua === ub || ua === '*' || ub === '*') && (ca === cb || ca === '*' || cb === '*');
-}
-
-/** Another operation of the batch writes what entry i writes: the batch may undo (or redo) it. */
-function contested(doc: BatchDocument, ids: string[], i: number): boolean {
-  const mine = targets(doc, ids, i);
-  return doc.operations.some((_, j) => j !== i && targets(doc, ids, j).some((t) => mine.some((m) => overlap(m, t))));
-}
-
 /** The entity rows of a dump as the model keeps them; passwords checked by meaning against the model. */
 function storeAsModel(dump: Dump, model: ModelState): unknown {
   const users = (dump.users as Row[]).map((r) => {
@@ -232,12 +195,6 @@ function withoutTimestampsOf(dump: Dump, recreated: Set<string>): Dump {
 
 const SEEDS = 300;
 const REQUIRED = 200;
-
-/** Whether SPEC §4 itself makes the batch idempotent: run twice in the model, the second run changes nothing. */
-function idempotentBySpec(doc: BatchDocument): boolean {
-  const once = runModel(doc, emptyState()).state;
-  return JSON.stringify(stateData(once)) === JSON.stringify(stateData(runModel(doc, once).state));
-}
 
 describe('re-sending generated batches (SPEC §5.2)', () => {
 
