@@ -167,14 +167,13 @@ export class SqliteStore implements Store {
       loadSnapshot: async (request: SnapshotRequest, scope: string): Promise<Snapshot> => {
         const groups = JSON.stringify(this.scopeGroups(db, scope));
         const users = (
-          db
-            .prepare(`SELECT ${USER_COLUMNS} FROM users WHERE key IN (SELECT value FROM json_each(?))
+          this.statement(db, `SELECT ${USER_COLUMNS} FROM users WHERE key IN (SELECT value FROM json_each(?))
                         AND license_group IN (SELECT value FROM json_each(?))`)
             .all(JSON.stringify(request.userKeys), groups) as Row[]
         ).map(toUser);
-        const byId = db.prepare(`SELECT * FROM companies WHERE id IN (SELECT value FROM json_each(?))
+        const byId = this.statement(db, `SELECT * FROM companies WHERE id IN (SELECT value FROM json_each(?))
                                    AND license_group IN (SELECT value FROM json_each(?))`);
-        const byPrefix = db.prepare(`SELECT * FROM companies WHERE id >= ? AND id < ?
+        const byPrefix = this.statement(db, `SELECT * FROM companies WHERE id >= ? AND id < ?
                                        AND license_group IN (SELECT value FROM json_each(?))`);
         const companies = new Map<string, CompanyRecord>();
         for (const r of byId.all(JSON.stringify(request.companyIds), groups) as Row[]) companies.set(r.id as string, toCompany(r));
@@ -183,17 +182,16 @@ export class SqliteStore implements Store {
           for (const r of byPrefix.all(prefix, `${prefix}{`, groups) as Row[]) companies.set(r.id as string, toCompany(r));
         }
         const access = (
-          db
-            .prepare('SELECT user_key, company_id, role FROM access WHERE user_key IN (SELECT value FROM json_each(?))')
+          this.statement(db, 'SELECT user_key, company_id, role FROM access WHERE user_key IN (SELECT value FROM json_each(?))')
             .all(JSON.stringify(users.map((u) => u.key))) as Row[]
         ).map((r): AccessRecord => ({ userKey: r.user_key as string, companyId: r.company_id as string, role: r.role as RoleCode }));
         return { users, companies: [...companies.values()], access };
       },
       apply: async (changes: StoredChangeSet): Promise<void> => {
         const now = new Date().toISOString();
-        const deleteCompany = db.prepare('DELETE FROM companies WHERE id = ?');
+        const deleteCompany = this.statement(db, 'DELETE FROM companies WHERE id = ?');
         for (const id of changes.deletedCompanies) deleteCompany.run(id);
-        const upsertUser = db.prepare(`INSERT INTO users (${USER_COLUMNS}, created_at, updated_at)
+        const upsertUser = this.statement(db, `INSERT INTO users (${USER_COLUMNS}, created_at, updated_at)
             VALUES (${Array(21).fill('?').join(', ')})
           ON CONFLICT(key) DO UPDATE SET username = excluded.username, email = excluded.email,
             given_name = excluded.given_name, family_name = excluded.family_name, password_hash = excluded.password_hash,
@@ -205,9 +203,9 @@ export class SqliteStore implements Store {
             deleted = excluded.deleted, license_group = excluded.license_group, updated_at = excluded.updated_at`);
         for (const u of changes.users) upsertUser.run(userParams(u, now));
         // Deleting or blocking a user ends its sessions, so a later restore or unblock does not revive them.
-        const endSessions = db.prepare('DELETE FROM sessions WHERE user_key = ?');
+        const endSessions = this.statement(db, 'DELETE FROM sessions WHERE user_key = ?');
         for (const u of changes.users) if (u.deleted || u.blocked) endSessions.run(u.key);
-        const upsertCompany = db.prepare(`INSERT INTO companies
+        const upsertCompany = this.statement(db, `INSERT INTO companies
             (id, name, country, reg_no, vat_id, type, show, license_group, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           ON CONFLICT(id) DO UPDATE SET name = excluded.name, country = excluded.country, reg_no = excluded.reg_no,
@@ -216,23 +214,34 @@ export class SqliteStore implements Store {
         for (const c of changes.companies) {
           upsertCompany.run(c.id, c.name, c.country, c.regNo, c.vatId, c.type, c.show ? 1 : 0, c.licenseGroup, now, now);
         }
-        const revoke = db.prepare('DELETE FROM access WHERE user_key = ? AND company_id = ?');
+        const revoke = this.statement(db, 'DELETE FROM access WHERE user_key = ? AND company_id = ?');
         for (const a of changes.revokedAccess) revoke.run(a.userKey, a.companyId);
-        const grant = db.prepare(`INSERT INTO access (user_key, company_id, role, created_at, updated_at)
+        const grant = this.statement(db, `INSERT INTO access (user_key, company_id, role, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?)
           ON CONFLICT(user_key, company_id) DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at`);
         for (const a of changes.grantedAccess) grant.run(a.userKey, a.companyId, a.role, now, now);
       },
       journal: async (e: JournalEntry): Promise<void> => {
-        db.prepare(`INSERT INTO batch_journal (batch_id, credential, principal, impersonated, scope,
+        this.statement(db, `INSERT INTO batch_journal (batch_id, credential, principal, impersonated, scope,
               received_at, finished_at, body_sha256, result_xml) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
           .run(e.batchId, e.credential, e.principal, e.impersonated, e.scope, e.receivedAt, e.finishedAt, e.bodySha256, e.resultXml);
       },
     };
   }
 
+  private readonly statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+  /** Prepared once per connection: preparing costs more than running most of these queries. */
+  private statement(db: Database.Database, sql: string): Database.Statement {
+    let cache = this.statements.get(db);
+    if (!cache) this.statements.set(db, (cache = new Map()));
+    let statement = cache.get(sql);
+    if (!statement) cache.set(sql, (statement = db.prepare(sql)));
+    return statement;
+  }
+
   private scopeGroups(db: Database.Database, scope: string): string[] {
-    return (db.prepare(`${SCOPE_CTE} SELECT id FROM scope`).all({ scope }) as Row[]).map((r) => r.id as string);
+    return (this.statement(db, `${SCOPE_CTE} SELECT id FROM scope`).all({ scope }) as Row[]).map((r) => r.id as string);
   }
 
   private read<T>(work: (db: Database.Database) => T): Promise<T> {
@@ -255,8 +264,7 @@ export class SqliteStore implements Store {
 
   listUsers(scope: string): Promise<UserView[]> {
     return this.read((db) => {
-      const rows = db
-        .prepare(`${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users
+      const rows = this.statement(db, `${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users
                   WHERE deleted = 0 AND license_group IN (SELECT id FROM scope) ORDER BY key`)
         .all({ scope }) as Row[];
       const access = this.accessByUser(db, scope);
@@ -266,8 +274,7 @@ export class SqliteStore implements Store {
 
   findUser(scope: string, username: string): Promise<UserView | undefined> {
     return this.read((db) => {
-      const row = db
-        .prepare(`${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users
+      const row = this.statement(db, `${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users
                   WHERE key = @key AND deleted = 0 AND license_group IN (SELECT id FROM scope)`)
         .get({ scope, key: userKey(username) }) as Row | undefined;
       if (!row) return undefined;
@@ -276,8 +283,7 @@ export class SqliteStore implements Store {
   }
 
   private accessByUser(db: Database.Database, scope: string, key?: string): Map<string, UserView['access']> {
-    const rows = db
-      .prepare(`${SCOPE_CTE} SELECT a.user_key, a.company_id, a.role FROM access a
+    const rows = this.statement(db, `${SCOPE_CTE} SELECT a.user_key, a.company_id, a.role FROM access a
                 JOIN companies c ON c.id = a.company_id
                 WHERE c.license_group IN (SELECT id FROM scope) AND (@key IS NULL OR a.user_key = @key)
                 ORDER BY a.company_id`)
@@ -294,8 +300,7 @@ export class SqliteStore implements Store {
   listCompanies(scope: string, options: { includeHidden: boolean }): Promise<CompanyRecord[]> {
     return this.read((db) =>
       (
-        db
-          .prepare(`${SCOPE_CTE} SELECT * FROM companies WHERE license_group IN (SELECT id FROM scope)
+        this.statement(db, `${SCOPE_CTE} SELECT * FROM companies WHERE license_group IN (SELECT id FROM scope)
                     AND (show = 1 OR @hidden = 1) ORDER BY id`)
           .all({ scope, hidden: options.includeHidden ? 1 : 0 }) as Row[]
       ).map(toCompany),
@@ -304,8 +309,7 @@ export class SqliteStore implements Store {
 
   findLatestJournal(scope: string, batchId: string): Promise<JournalEntry | undefined> {
     return this.read((db) => {
-      const row = db
-        .prepare(`${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = @batchId
+      const row = this.statement(db, `${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = @batchId
                   AND scope IN (SELECT id FROM scope) ORDER BY seq DESC LIMIT 1`)
         .get({ scope, batchId }) as Row | undefined;
       return row ? toJournal(row) : undefined;
@@ -314,8 +318,7 @@ export class SqliteStore implements Store {
 
   findUserRecord(scope: string, username: string): Promise<UserRecord | undefined> {
     return this.read((db) => {
-      const row = db
-        .prepare(`${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users WHERE key = @key AND license_group IN (SELECT id FROM scope)`)
+      const row = this.statement(db, `${SCOPE_CTE} SELECT ${USER_COLUMNS} FROM users WHERE key = @key AND license_group IN (SELECT id FROM scope)`)
         .get({ scope, key: userKey(username) }) as Row | undefined;
       return row ? toUser(row) : undefined;
     });
@@ -323,7 +326,7 @@ export class SqliteStore implements Store {
 
   createSession(session: { idHash: string; userKey: string; now: number }): Promise<void> {
     return this.write((db) => {
-      db.prepare('INSERT INTO sessions (id_hash, user_key, created_at, last_used_at) VALUES (?, ?, ?, ?)').run(
+      this.statement(db, 'INSERT INTO sessions (id_hash, user_key, created_at, last_used_at) VALUES (?, ?, ?, ?)').run(
         session.idHash,
         session.userKey,
         session.now,
@@ -334,31 +337,30 @@ export class SqliteStore implements Store {
 
   useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined> {
     return this.write((db) => {
-      db.prepare('DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
-      const row = db
-        .prepare(`SELECT ${SESSION_USER_COLUMNS} FROM sessions s JOIN users u ON u.key = s.user_key WHERE s.id_hash = ?`)
+      this.statement(db, 'DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
+      const row = this.statement(db, `SELECT ${SESSION_USER_COLUMNS} FROM sessions s JOIN users u ON u.key = s.user_key WHERE s.id_hash = ?`)
         .get(idHash) as Row | undefined;
       if (!row) return undefined;
-      db.prepare('UPDATE sessions SET last_used_at = ? WHERE id_hash = ?').run(now, idHash);
+      this.statement(db, 'UPDATE sessions SET last_used_at = ? WHERE id_hash = ?').run(now, idHash);
       return toUser(row);
     });
   }
 
   deleteSession(idHash: string, now: number, idleMs: number): Promise<boolean> {
     return this.write((db) => {
-      db.prepare('DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
-      return db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash).changes === 1;
+      this.statement(db, 'DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
+      return this.statement(db, 'DELETE FROM sessions WHERE id_hash = ?').run(idHash).changes === 1;
     });
   }
 
   groupExists(group: string): Promise<boolean> {
-    return this.read((db) => db.prepare('SELECT 1 FROM license_groups WHERE id = ?').get(group) !== undefined);
+    return this.read((db) => this.statement(db, 'SELECT 1 FROM license_groups WHERE id = ?').get(group) !== undefined);
   }
 
   addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'> {
     return this.write((db) => {
-      const existed = db.prepare('SELECT 1 FROM fingerprints WHERE fingerprint = ?').get(record.fingerprint) !== undefined;
-      db.prepare(`INSERT INTO fingerprints (fingerprint, scope, label, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)
+      const existed = this.statement(db, 'SELECT 1 FROM fingerprints WHERE fingerprint = ?').get(record.fingerprint) !== undefined;
+      this.statement(db, `INSERT INTO fingerprints (fingerprint, scope, label, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)
                   ON CONFLICT(fingerprint) DO UPDATE SET scope = excluded.scope, label = excluded.label, revoked_at = NULL`)
         .run(record.fingerprint, record.scope, record.label, new Date().toISOString());
       return existed ? 'updated' : 'added';
@@ -368,36 +370,34 @@ export class SqliteStore implements Store {
   addFingerprintIfUnknown(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<boolean> {
     return this.write(
       (db) =>
-        db
-          .prepare(`INSERT INTO fingerprints (fingerprint, scope, label, created_at) VALUES (?, ?, ?, ?)
+        this.statement(db, `INSERT INTO fingerprints (fingerprint, scope, label, created_at) VALUES (?, ?, ?, ?)
                     ON CONFLICT(fingerprint) DO NOTHING`)
           .run(record.fingerprint, record.scope, record.label, new Date().toISOString()).changes === 1,
     );
   }
 
   listFingerprints(): Promise<FingerprintRecord[]> {
-    return this.read((db) => (db.prepare('SELECT * FROM fingerprints ORDER BY created_at, fingerprint').all() as Row[]).map(toFingerprint));
+    return this.read((db) => (this.statement(db, 'SELECT * FROM fingerprints ORDER BY created_at, fingerprint').all() as Row[]).map(toFingerprint));
   }
 
   revokeFingerprint(fingerprint: string): Promise<boolean> {
     return this.write(
       (db) =>
-        db
-          .prepare('UPDATE fingerprints SET revoked_at = ? WHERE fingerprint = ? AND revoked_at IS NULL')
+        this.statement(db, 'UPDATE fingerprints SET revoked_at = ? WHERE fingerprint = ? AND revoked_at IS NULL')
           .run(new Date().toISOString(), fingerprint).changes === 1,
     );
   }
 
   findActiveFingerprint(fingerprint: string): Promise<FingerprintRecord | undefined> {
     return this.read((db) => {
-      const row = db.prepare('SELECT * FROM fingerprints WHERE fingerprint = ? AND revoked_at IS NULL').get(fingerprint) as Row | undefined;
+      const row = this.statement(db, 'SELECT * FROM fingerprints WHERE fingerprint = ? AND revoked_at IS NULL').get(fingerprint) as Row | undefined;
       return row ? toFingerprint(row) : undefined;
     });
   }
 
   ping(): Promise<void> {
     return this.read((db) => {
-      db.prepare('SELECT 1 FROM license_groups LIMIT 1').get();
+      this.statement(db, 'SELECT 1 FROM license_groups LIMIT 1').get();
     });
   }
 
