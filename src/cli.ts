@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BatchExecutor } from './batch/execute';
-import { loadConfig, SETTINGS, usage, type Config } from './config';
+import { hashPolicyOf, loadConfig, SETTINGS, usage, type Config } from './config';
 import { ROOT_GROUP } from './domain/principals';
 import { FlexiError, isFlexiError } from './errors';
 import { createLogger } from './log';
@@ -146,7 +146,7 @@ const COMMANDS: Record<string, Command> = {
       return withStore(config, async (store) => {
         const executor = new BatchExecutor(store, {
           maxOperations: config.maxOperations,
-          hashPolicy: { algorithm: config.passwordHash, pbkdf2Iterations: config.pbkdf2Iterations },
+          hashPolicy: hashPolicyOf(config),
         });
         let outcome;
         try {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_PBKDF2_ITERATIONS, HASH_ALGORITHMS, isHashAlgorithm, type HashAlgorithm } from './domain/passwords';
+import { DEFAULT_PBKDF2_ITERATIONS, HASH_ALGORITHMS, isHashAlgorithm, type HashAlgorithm, type HashPolicy } from './domain/passwords';
 import { FlexiError } from './errors';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
@@ -118,6 +118,11 @@ export const DEFAULTS: Config = {
   authMaxFailures: 10,
   authFailureWindowMs: 60_000,
 };
+
+/** How plain-text passwords are hashed, as --password-hash and --pbkdf2-iterations say. */
+export function hashPolicyOf(config: Config): HashPolicy {
+  return { algorithm: config.passwordHash, pbkdf2Iterations: config.pbkdf2Iterations };
+}
 
 export function usage(message: string): FlexiError {
   return new FlexiError('usage', message);

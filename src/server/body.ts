@@ -5,6 +5,11 @@ import { FlexiError } from '../errors';
 
 const XML_TYPES = /^(application|text)\/(xml|[\w.+-]+\+xml)$/i;
 
+/** `application/xml`, `text/xml` and any `…+xml` type (without parameters). */
+export function isXmlType(type: string): boolean {
+  return XML_TYPES.test(type);
+}
+
 /** Content codings a client may compress the body with; the limit applies to the decompressed bytes. */
 const DECODERS: Readonly<Record<string, () => Readable & NodeJS.WritableStream>> = {
   gzip: createGunzip,
@@ -106,7 +111,7 @@ export function xmlBody(limit: number) {
     const declared = req.headers['content-type'];
     if (declared !== undefined && declared.trim() !== '') {
       const [type, ...params] = declared.split(';').map((p) => p.trim());
-      if (!XML_TYPES.test(type)) {
+      if (!isXmlType(type)) {
         next(new FlexiError('unsupported-media-type', `The body must be XML (application/xml or text/xml), not ${type}; curl -T sends it right.`));
         return;
       }

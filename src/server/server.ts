@@ -5,7 +5,7 @@ import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { isAbsolute, join, relative } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { BatchExecutor } from '../batch/execute';
-import type { Config } from '../config';
+import { hashPolicyOf, type Config } from '../config';
 import { ROOT_GROUP } from '../domain/principals';
 import { FlexiError } from '../errors';
 import type { Logger } from '../log';
@@ -120,7 +120,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
   const executor = new BatchExecutor(store, {
     maxOperations: config.maxOperations,
-    hashPolicy: { algorithm: config.passwordHash, pbkdf2Iterations: config.pbkdf2Iterations },
+    hashPolicy: hashPolicyOf(config),
   });
   const app = createApp({
     config,

@@ -1,8 +1,10 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { parseXmlDocument } from '../../batch/xml';
 import { escapeXml } from '../../batch/render';
+import { hashPolicyOf } from '../../config';
 import { FlexiError } from '../../errors';
 import { clientAddress, refuse, SESSION_HEADER } from '../authenticate';
+import { isXmlType } from '../body';
 import type { AppDeps } from '../context';
 import type { Format } from '../envelope';
 import { login, sessionIdHash } from '../sessions';
@@ -30,7 +32,7 @@ function credentialsOf(req: Request): { username: string; password: string } {
     }
   } else if (type === 'application/x-www-form-urlencoded') {
     fields = Object.fromEntries(new URLSearchParams(text));
-  } else if (/^(application|text)\/(xml|[\w.+-]+\+xml)$/.test(type) || (type === '' && text.trimStart().startsWith('<'))) {
+  } else if (isXmlType(type) || (type === '' && text.trimStart().startsWith('<'))) {
     const root = parseXmlDocument(text);
     for (const child of root.children) fields[child.name] = child.text;
   } else {
@@ -63,8 +65,7 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       res.locals.format = format;
       auth.throttle.assertAllowed(clientAddress(req));
       const { username, password } = credentialsOf(req);
-      const policy = { algorithm: deps.config.passwordHash, pbkdf2Iterations: deps.config.pbkdf2Iterations };
-      const result = await login(deps.store, policy, username, password);
+      const result = await login(deps.store, hashPolicyOf(deps.config), username, password);
       if (!result.ok) {
         if (result.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${result.username} is blocked: ${result.message}`);
         // The same 401 as every other refusal: nothing tells a wrong name from a wrong password.

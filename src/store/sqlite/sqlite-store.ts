@@ -335,9 +335,14 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Sessions idle longer than `idleMs` are gone before any session is looked at. */
+  private expireSessions(db: Database.Database, now: number, idleMs: number): void {
+    this.statement(db, 'DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
+  }
+
   useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined> {
     return this.write((db) => {
-      this.statement(db, 'DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
+      this.expireSessions(db, now, idleMs);
       const row = this.statement(db, `SELECT ${SESSION_USER_COLUMNS} FROM sessions s JOIN users u ON u.key = s.user_key WHERE s.id_hash = ?`)
         .get(idHash) as Row | undefined;
       if (!row) return undefined;
@@ -348,7 +353,7 @@ export class SqliteStore implements Store {
 
   deleteSession(idHash: string, now: number, idleMs: number): Promise<boolean> {
     return this.write((db) => {
-      this.statement(db, 'DELETE FROM sessions WHERE last_used_at < ?').run(now - idleMs);
+      this.expireSessions(db, now, idleMs);
       return this.statement(db, 'DELETE FROM sessions WHERE id_hash = ?').run(idHash).changes === 1;
     });
   }
