@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dumpSqlite, integrityCheck, journalSummary } from '../../src/store/sqlite/sqlite-dump';
 import { entries, freshPkiDir, validateAnswer } from '../support/server';
-import { listeningPort, logLines, sendBatch, spawnServe, type Answer, type Exit, type Spawned } from '../support/spawned';
+import { listeningPort, logLines, portRefuses, sendBatch, spawnServe, type Answer, type Exit, type Spawned } from '../support/spawned';
 
 /**
  * SPEC §1: on SIGTERM/SIGINT the server stops accepting, finishes in-flight batches and closes
@@ -58,16 +58,6 @@ function applied(db: string, tag: string): Applied {
 
 const NOTHING: Applied = { users: 0, companies: 0, journal: 0 };
 
-function portRefuses(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      done(false);
-    });
-    socket.once('error', () => done(true));
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

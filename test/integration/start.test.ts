@@ -1,6 +1,5 @@
 import { exec } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -10,7 +9,7 @@ import { fingerprintOfCertificate } from '../../src/pki/fingerprint';
 import { curlLine, shellWord } from '../../src/server/server';
 import { dumpSqlite } from '../../src/store/sqlite/sqlite-dump';
 import { entries, freshPkiDir, statuses, validateAnswer } from '../support/server';
-import { REPO_ROOT, spawnProcess, spawnServe, type Spawned } from '../support/spawned';
+import { portRefuses, REPO_ROOT, spawnProcess, spawnServe, type Spawned } from '../support/spawned';
 
 const PKI_FILES = ['ca-key.pem', 'ca.pem', 'client-key.pem', 'client.pem', 'server-key.pem', 'server.pem'];
 const TRY_LINE = /^try: (curl .*)$/m;
@@ -21,16 +20,6 @@ async function runLine(line: string): Promise<string> {
   return stdout;
 }
 
-function portRefuses(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      done(false);
-    });
-    socket.once('error', () => done(true));
-  });
-}
 
 /** The SHA1 fingerprint of the certificate the server presents. */
 function presentedFingerprint(port: number, ca: string): Promise<string> {

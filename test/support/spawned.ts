@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
+import { connect } from 'node:net';
 
 export const REPO_ROOT = resolve(__dirname, '..', '..');
 export const CLI_JS = resolve(REPO_ROOT, 'dist', 'cli.js');
@@ -166,4 +167,16 @@ export function logLines(server: Spawned): Array<Record<string, unknown>> {
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** Whether nothing listens on the port any more (the connection is refused). */
+export function portRefuses(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(false);
+    });
+    socket.once('error', () => done(true));
+  });
 }
