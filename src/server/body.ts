@@ -103,11 +103,23 @@ function readBody(req: Request, limit: number): Promise<Buffer> {
 }
 
 /**
+ * An answer given before the client has sent its whole body (a 413, say) would otherwise close
+ * the connection at once when the client asked for `Connection: close`: the client, still
+ * writing, then meets a reset (EPIPE or ECONNRESET) and may lose the answer that explains it.
+ * So the connection stays open after such an answer while the rest of the body is read and
+ * thrown away (readBody resumed the request); the client closes it when it is done, and an
+ * endless upload is still cut by the server's request timeout (and a shutdown by its own).
+ */
+function lingerWhileUploading(req: Request, res: Response): void {
+  if (!req.complete && !res.headersSent) res.shouldKeepAlive = true;
+}
+
+/**
  * `curl -T` sends no Content-Type, so none is required; a declared type must be XML and the
  * charset, if named, UTF-8. The size limit is enforced while reading, before any parsing.
  */
 export function xmlBody(limit: number) {
-  return (req: Request, _res: Response, next: NextFunction): void => {
+  return (req: Request, res: Response, next: NextFunction): void => {
     const declared = req.headers['content-type'];
     if (declared !== undefined && declared.trim() !== '') {
       const [type, ...params] = declared.split(';').map((p) => p.trim());
@@ -126,7 +138,10 @@ export function xmlBody(limit: number) {
         req.body = body;
         next();
       },
-      (err: unknown) => next(err),
+      (err: unknown) => {
+        lingerWhileUploading(req, res);
+        next(err);
+      },
     );
   };
 }
