@@ -112,6 +112,14 @@ const SCOPE_CTE = `WITH RECURSIVE scope(id) AS (
     UNION ALL SELECT g.id FROM license_groups g JOIN scope s ON g.parent_id = s.id)`;
 
 const BUSY_TIMEOUT_MS = 5000;
+/** At most this many batches share one commit, so a steady stream still gets answers. */
+const MAX_GROUP = 64;
+
+interface BatchJob {
+  work: (tx: BatchTransaction) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (reason: unknown) => void;
+}
 
 /**
  * One writer connection (batches, serialised in-process by a queue and across processes by
@@ -120,6 +128,9 @@ const BUSY_TIMEOUT_MS = 5000;
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly queue = new SerialQueue();
+  /** Batches waiting for the next group commit, in arrival order. */
+  private readonly waiting: BatchJob[] = [];
+  private committing = false;
   private readonly reader: Database.Database;
 
   private constructor(private readonly writer: Database.Database, path: string) {
@@ -143,22 +154,71 @@ export class SqliteStore implements Store {
     return new SqliteStore(db, path);
   }
 
-  inBatch<T>(work: (tx: BatchTransaction) => Promise<T>): Promise<T> {
-    return this.queue.run(async () => {
-      try {
-        this.writer.exec('BEGIN IMMEDIATE');
-      } catch (err) {
-        throw translate(err);
-      }
-      try {
-        const result = await work(this.transaction());
-        this.writer.exec('COMMIT');
-        return result;
-      } catch (err) {
-        if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
-        throw translate(err);
-      }
+  inBatch<T>(work: (tx: BatchTransaction) => Promise<T>, _options?: { claim?: string }): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      // Started after the I/O callbacks of this turn of the event loop, so that the other
+      // requests that have already arrived can join the group.
+      if (this.waiting.length === 1 && !this.committing) setImmediate(() => void this.queue.run(() => this.commitGroup()));
     });
+  }
+
+  /**
+   * Group commit. A durable commit waits for the disk (an fsync of the WAL), and better-sqlite3
+   * waits on the event loop's thread, so one commit per batch caps small batches at the disk's
+   * fsync rate however many clients wait. Batches that are waiting when a transaction starts, or
+   * that arrive while it runs, share it: each in its own savepoint, in arrival order (which is
+   * their serial order and their journal order), each all-or-nothing. None is answered before
+   * the one COMMIT that makes all of them durable; if that fails, all of them fail with 503 and
+   * nothing of any is kept, so each is safe to re-send.
+   */
+  private async commitGroup(): Promise<void> {
+    this.committing = true;
+    let done: Array<{ job: BatchJob; value: unknown }> = [];
+    const failAll = (err: unknown): void => {
+      for (const { job } of done) job.reject(err);
+      done = [];
+    };
+    try {
+      let started = 0;
+      while (this.waiting.length > 0 && started < MAX_GROUP) {
+        const job = this.waiting.shift() as BatchJob;
+        started++;
+        try {
+          if (!this.writer.inTransaction) this.writer.exec('BEGIN IMMEDIATE');
+          this.writer.exec('SAVEPOINT batch');
+        } catch (err) {
+          job.reject(translate(err));
+          continue;
+        }
+        try {
+          const value = await job.work(this.transaction());
+          this.writer.exec('RELEASE batch');
+          done.push({ job, value });
+        } catch (err) {
+          if (this.writer.inTransaction) {
+            this.writer.exec('ROLLBACK TO batch');
+            this.writer.exec('RELEASE batch');
+          } else {
+            // SQLite rolled the whole transaction back (a full disk, say): the batches before it are gone too.
+            failAll(translate(err));
+          }
+          job.reject(translate(err));
+        }
+      }
+      if (this.writer.inTransaction) {
+        try {
+          this.writer.exec('COMMIT');
+        } catch (err) {
+          if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+          failAll(translate(err));
+        }
+      }
+      for (const { job, value } of done) job.resolve(value);
+    } finally {
+      this.committing = false;
+      if (this.waiting.length > 0) void this.queue.run(() => this.commitGroup());
+    }
   }
 
   private transaction(): BatchTransaction {
@@ -407,7 +467,9 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.queue.run(async () => undefined);
+    // A group commit may queue the next group behind it: wait until no batch is left.
+    do await this.queue.run(async () => undefined);
+    while (this.waiting.length > 0 || this.committing);
     this.reader.close();
     this.writer.close();
   }
