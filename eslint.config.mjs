@@ -11,4 +11,22 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  // Each database driver stays inside its store: the batch and domain code must not know which store runs.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/store/sqlite/**', 'src/store/postgres/**'],
+    rules: { 'no-restricted-imports': ['error', { paths: [driver('better-sqlite3', 'src/store/sqlite/'), driver('pg', 'src/store/postgres/')] }] },
+  },
+  {
+    files: ['src/store/sqlite/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [driver('pg', 'src/store/postgres/')] }] },
+  },
+  {
+    files: ['src/store/postgres/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [driver('better-sqlite3', 'src/store/sqlite/')] }] },
+  },
 );
+
+function driver(name, home) {
+  return { name, message: `only ${home} may import ${name}; go through the Store interface (src/store/store.ts)` };
+}

@@ -32,7 +32,7 @@ function fingerprintArgument(raw: string): string {
 }
 
 async function withStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(config.db);
+  const store = await openStore(config.db, { poolSize: config.dbPool });
   try {
     return await work(store);
   } finally {

@@ -25,6 +25,7 @@ export interface Config {
   sessionIdleMs: number;
   authMaxFailures: number;
   authFailureWindowMs: number;
+  dbPool: number;
 }
 
 /** One setting: its flag, environment variable, config-file key and how to read it. */
@@ -96,6 +97,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   sessionIdleMs: { key: 'sessionIdleMs', flag: 'session-idle', env: 'FLEXI_SESSION_IDLE', help: 'milliseconds a login session may stay unused before it expires (default 1800000)', read: integer('session-idle', 1000) },
   authMaxFailures: { key: 'authMaxFailures', flag: 'auth-max-failures', env: 'FLEXI_AUTH_MAX_FAILURES', help: 'failed authentications one address may make per window before 429 (default 10)', read: integer('auth-max-failures', 1) },
   authFailureWindowMs: { key: 'authFailureWindowMs', flag: 'auth-failure-window', env: 'FLEXI_AUTH_FAILURE_WINDOW', help: 'milliseconds of that window (default 60000)', read: integer('auth-failure-window', 1000) },
+  dbPool: { key: 'dbPool', flag: 'db-pool', env: 'FLEXI_DB_POOL', help: 'PostgreSQL connection pool size per process (default 10)', read: integer('db-pool', 1, 1000) },
 };
 
 export const DEFAULTS: Config = {
@@ -117,6 +119,7 @@ export const DEFAULTS: Config = {
   sessionIdleMs: 30 * 60_000,
   authMaxFailures: 10,
   authFailureWindowMs: 60_000,
+  dbPool: 10,
 };
 
 /** How plain-text passwords are hashed, as --password-hash and --pbkdf2-iterations say. */

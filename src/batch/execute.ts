@@ -3,7 +3,7 @@ import type { Principal } from '../domain/principals';
 import { describePrincipal } from '../domain/principals';
 import { hashPassword, verifyPassword, verifyPasswordSync, type HashPolicy } from '../domain/passwords';
 import { userKey, type UserRecord } from '../domain/users';
-import { FlexiError } from '../errors';
+import { FlexiError, isFlexiError } from '../errors';
 import type { Store } from '../store/store';
 import type { BatchDocument } from './operations';
 import { parseBatch } from './parse';
@@ -61,6 +61,13 @@ async function hashNewPasswords(users: PlannedUser[], policy: HashPolicy): Promi
   );
 }
 
+/** 409 for a batch (same id and body) that is queued or running already, in this process or another. */
+function alreadyInFlight(batchId: string): FlexiError {
+  return new FlexiError('conflict', `The batch ${batchId} with this body is being executed right now; retry shortly for its result.`, {
+    'Retry-After': '1',
+  });
+}
+
 /**
  * parse → lock → snapshot → plan → write + journal in one commit → answer.
  * The same batch (id and body) arriving while it is queued or running is refused with 409,
@@ -106,11 +113,7 @@ export class BatchExecutor {
     const doc = parseBatch(body, { maxOperations: this.options.maxOperations });
     const bodySha256 = createHash('sha256').update(body, 'utf8').digest('hex');
     const flight = `${doc.id}\u0000${bodySha256}`;
-    if (this.inFlight.has(flight)) {
-      throw new FlexiError('conflict', `The batch ${doc.id} with this body is being executed right now; retry shortly for its result.`, {
-        'Retry-After': '1',
-      });
-    }
+    if (this.inFlight.has(flight)) throw alreadyInFlight(doc.id);
     this.inFlight.add(flight);
     try {
       return await this.store.inBatch(async (tx) => {
@@ -136,7 +139,11 @@ export class BatchExecutor {
           });
         }
         return { batchId: doc.id, xml, stats: countResults(plan.results), dryRun: doc.dryRun };
-      });
+      }, { claim: flight });
+    } catch (err) {
+      // A store shared by several processes refuses the claim while another process has this batch.
+      if (isFlexiError(err) && err.code === 'conflict') throw alreadyInFlight(doc.id);
+      throw err;
     } finally {
       this.inFlight.delete(flight);
     }

@@ -111,7 +111,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const clientCa = config.clientCa ? readRequired(config.clientCa, 'client CA file') : undefined;
   const tls = { key: readRequired(pki.serverKey, 'server key'), cert: readRequired(pki.server, 'server certificate') };
 
-  const store = await openStore(config.db);
+  const store = await openStore(config.db, { poolSize: config.dbPool });
   try {
     if (config.devPki) await registerDevClient(store, readRequired(pki.client, 'dev client certificate'), logger);
   } catch (err) {

@@ -1,4 +1,4 @@
-import { FlexiError } from '../errors';
+import { PostgresStore } from './postgres/postgres-store';
 import { SqliteStore } from './sqlite/sqlite-store';
 import type { Store } from './store';
 
@@ -6,10 +6,13 @@ export function isPostgresUrl(db: string): boolean {
   return /^postgres(ql)?:\/\//i.test(db);
 }
 
+export interface OpenStoreOptions {
+  /** PostgreSQL connections per process (default 10); SQLite ignores it. */
+  poolSize?: number;
+}
+
 /** `FLEXI_DB`: a file path (SQLite) or a postgres:// URL. Migrations run on open. */
-export async function openStore(db: string): Promise<Store> {
-  if (isPostgresUrl(db)) {
-    throw new FlexiError('config', 'The PostgreSQL store is not available yet; use a SQLite file path for FLEXI_DB.');
-  }
+export async function openStore(db: string, options: OpenStoreOptions = {}): Promise<Store> {
+  if (isPostgresUrl(db)) return PostgresStore.open(db, { poolSize: options.poolSize });
   return SqliteStore.open(db);
 }

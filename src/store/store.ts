@@ -44,8 +44,13 @@ export interface BatchTransaction {
  */
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
-  /** Runs `work` exclusively (one writer at a time, also across processes) and commits once. */
-  inBatch<T>(work: (tx: BatchTransaction) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` exclusively (one writer at a time, also across processes) and commits once.
+   * With `claim`, a store shared by several processes first claims that key for the transaction
+   * and throws FlexiError('conflict') when another process holds the same claim (the same batch
+   * queued or running there); a single-process store may ignore it.
+   */
+  inBatch<T>(work: (tx: BatchTransaction) => Promise<T>, options?: { claim?: string }): Promise<T>;
 
   listUsers(scope: string): Promise<UserView[]>;
   findUser(scope: string, username: string): Promise<UserView | undefined>;
