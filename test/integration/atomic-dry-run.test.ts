@@ -15,7 +15,7 @@
  * - dry-run with impersonation: the permissions of the impersonated user apply exactly as in the
  *   real run; an unknown, deleted or blocked user is 403, as for a real run.
  */
-import { dumpSqlite, journalRows } from '../../src/store/sqlite/sqlite-dump';
+import { dumpStore, journalRows } from '../support/stores';
 import { loginJson, sessionFor, withSession } from '../support/auth';
 import { entries, startTestServer, type RequestOptions, type Response, type TestServer } from '../support/server';
 
@@ -63,7 +63,7 @@ function send(xml: string, actingUser?: string, options: RequestOptions = {}): P
 const outcomes = (res: Response): Array<[string, string, string?]> =>
   entries(res.body).map((e) => (e.message === undefined ? [e.status, e.id] : [e.status, e.id, e.message]));
 
-const dump = (): Record<string, unknown[]> => dumpSqlite(server.db);
+const dump = (): Record<string, unknown[]> => dumpStore(server.db);
 const journalCount = (): number => journalRows(server.db).length;
 const lastJournal = (): ReturnType<typeof journalRows>[number] => journalRows(server.db).at(-1) as ReturnType<typeof journalRows>[number];
 const journalled = (id: string): Promise<Response> => server.request('GET', `/admin/batch/${encodeURIComponent(id)}`);

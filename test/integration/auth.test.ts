@@ -12,6 +12,7 @@ import { fingerprintOfCertificate } from '../../src/pki/fingerprint';
 import { startServer } from '../../src/server/server';
 import { lines, runCli } from '../support/cli';
 import { freshPkiDir, startTestServer, type Response, type TestServer } from '../support/server';
+import { dropTestDb, newTestDb } from '../support/stores';
 
 const run = promisify(execFile);
 const DAY = 24 * 60 * 60 * 1000;
@@ -260,6 +261,13 @@ describe('server name and password (HTTP Basic)', () => {
 describe('reading the server-auth file at start', () => {
   let dir: string;
   let trap: Awaited<ReturnType<typeof startDtdTrap>>;
+  /** The stores the servers of this block were given, dropped at its end. */
+  const stores: string[] = [];
+  const newDb = (name: string): string => {
+    const db = newTestDb(dir, `${name}.db`);
+    stores.push(db);
+    return db;
+  };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flexi-server-auth-start-'));
@@ -267,13 +275,14 @@ describe('reading the server-auth file at start', () => {
   });
   afterAll(async () => {
     await new Promise((done) => trap.server.close(done));
+    for (const db of stores.splice(0)) dropTestDb(db);
     rmSync(dir, { recursive: true, force: true });
   });
 
   async function startWith(content: string, name: string) {
     const file = join(dir, `${name}.xml`);
     writeFileSync(file, content);
-    const config = { ...DEFAULTS, host: '127.0.0.1', port: 0, db: join(dir, `${name}.db`), certs: freshPkiDir(), serverAuth: file, logLevel: 'silent' as const };
+    const config = { ...DEFAULTS, host: '127.0.0.1', port: 0, db: newDb(name), certs: freshPkiDir(), serverAuth: file, logLevel: 'silent' as const };
     return startServer(config, createLogger('silent'));
   }
 
@@ -281,7 +290,7 @@ describe('reading the server-auth file at start', () => {
     const file = join(dir, 'short.xml');
     writeFileSync(file, serverAuthXml('fourteen-chars', `<!DOCTYPE properties SYSTEM "${trap.url}/short.dtd">`));
     const result = await runCli(['serve'], {
-      env: { FLEXI_SERVER_AUTH: file, FLEXI_PORT: '0', FLEXI_HOST: '127.0.0.1', FLEXI_DB: join(dir, 'short.db'), FLEXI_CERTS: freshPkiDir() },
+      env: { FLEXI_SERVER_AUTH: file, FLEXI_PORT: '0', FLEXI_HOST: '127.0.0.1', FLEXI_DB: newDb('short'), FLEXI_CERTS: freshPkiDir() },
     });
     expect(result.code).not.toBe(0);
     expect(result.stderr).not.toMatch(/listening/);
@@ -334,7 +343,7 @@ describe('reading the server-auth file at start', () => {
   });
 
   test('when the server-auth file is missing, then the server does not start and names the file', async () => {
-    const config = { ...DEFAULTS, host: '127.0.0.1', port: 0, db: join(dir, 'missing.db'), certs: freshPkiDir(), serverAuth: join(dir, 'nope.xml'), logLevel: 'silent' as const };
+    const config = { ...DEFAULTS, host: '127.0.0.1', port: 0, db: newDb('missing'), certs: freshPkiDir(), serverAuth: join(dir, 'nope.xml'), logLevel: 'silent' as const };
     await expect(startServer(config, createLogger('silent'))).rejects.toThrow(/Cannot read the server-auth file .*nope\.xml/);
   });
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { gzipSync } from 'node:zlib';
-import { dumpSqlite, journalSummary } from '../../src/store/sqlite/sqlite-dump';
+import { dumpStore, journalSummary } from '../support/stores';
 import { entries, startTestServer, statuses, type Response, type TestServer } from '../support/server';
 
 /**
@@ -263,11 +263,11 @@ async function flood(server: TestServer, head: string, chunk: string, maxBytes: 
 }
 
 interface StoreState {
-  rows: ReturnType<typeof dumpSqlite>;
+  rows: ReturnType<typeof dumpStore>;
   journal: ReturnType<typeof journalSummary>;
 }
 
-const stateOf = (server: TestServer): StoreState => ({ rows: dumpSqlite(server.db), journal: journalSummary(server.db) });
+const stateOf = (server: TestServer): StoreState => ({ rows: dumpStore(server.db), journal: journalSummary(server.db) });
 
 /** The decoded text of the `<message>` of a `<winstrom>` envelope. */
 function messageOf(res: Response): string {

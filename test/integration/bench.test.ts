@@ -39,7 +39,7 @@ describe('npm run bench', () => {
     expect(results.config).toMatchObject({ scale: 0.01, store: 'sqlite' });
     expect(results.machine.cpus).toBeGreaterThan(0);
     expect(results.machine.node).toBe(process.version);
-    expect(Object.keys(results.phases).sort()).toEqual(['A', 'B', 'C', 'D', 'E', 'F']);
+    expect(Object.keys(results.phases).sort()).toEqual(['A', 'B', 'C', 'D', 'E', 'F', 'W']);
     for (const [phase, r] of Object.entries(results.phases)) {
       expect({ phase, positive: r.count > 0 && r.seconds > 0 && r.perSecond > 0 }).toEqual({ phase, positive: true });
     }

@@ -8,6 +8,7 @@ import { fingerprintOfCertificate } from '../../src/pki/fingerprint';
 import { lines, runCli, startServe, type CliResult } from '../support/cli';
 import { assertValidXml } from '../support/xmllint';
 import { entries, freshPkiDir, httpsCall, startTestServer, statuses, type TestServer } from '../support/server';
+import { dropTestDb, newTestDb, queryRows, STORE_KIND } from '../support/stores';
 
 const COMMANDS = ['serve', 'certs init', 'fingerprint add', 'fingerprint list', 'fingerprint revoke', 'batch apply', 'migrate'];
 const FINGERPRINT = '61:0F:F2:7E:AC:4A:66:55:8A:7A:CB:2C:46:34:37:0A:FA:13:52:C7';
@@ -17,11 +18,22 @@ let work: string;
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'flexi-cli-'));
 });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+/** Every store this file made, dropped at its end (the SQLite files go with the work folder). */
+const made: string[] = [];
+afterAll(() => {
+  for (const db of made.splice(0)) dropTestDb(db);
+  rmSync(work, { recursive: true, force: true });
+});
 
 let counter = 0;
-/** A path for a new SQLite store in this file's work folder. */
-const newDb = (): string => join(work, `store-${++counter}.db`);
+/** A new store: a SQLite file in `dir` (this file's work folder by default), or a fresh PostgreSQL database. */
+const newDb = (dir = work, name = `store-${++counter}.db`): string => {
+  const db = newTestDb(dir, name);
+  made.push(db);
+  return db;
+};
+/** How the CLI names a store: a postgres:// URL without its user name and password. */
+const shown = (db: string): string => db.replace(/\/\/[^@/]*@/, '//***@');
 
 function writeFile(name: string, content: string): string {
   const file = join(work, name);
@@ -203,11 +215,13 @@ describe('batch apply FILE', () => {
 });
 
 describe('migrate', () => {
-  test('when run on a new store path, then it creates the store and says it is up to date, twice in a row', async () => {
-    const db = join(work, 'nested', 'folder', 'migrated.db');
+  test('when run on a new store (SQLite: a path in folders that do not exist yet; PostgreSQL: an empty database), then it creates the store with its schema and says it is up to date, twice in a row', async () => {
+    const db = newDb(join(work, 'nested', 'folder'), 'migrated.db');
     const first = await runCli(['migrate'], { env: { FLEXI_DB: db } });
-    expect(first).toEqual({ code: 0, stdout: `store ${db} is up to date\n`, stderr: '' });
-    expect(existsSync(db)).toBe(true);
+    expect(first).toEqual({ code: 0, stdout: `store ${shown(db)} is up to date\n`, stderr: '' });
+    if (STORE_KIND === 'sqlite') expect(existsSync(db)).toBe(true);
+    // The schema is there (queryRows also refuses a SQLite file that does not exist).
+    expect(queryRows(db, 'SELECT count(*) AS n FROM users')).toEqual([{ n: 0 }]);
     expect(await runCli(['migrate'], { env: { FLEXI_DB: db } })).toEqual(first);
   });
 });
@@ -240,25 +254,25 @@ describe('configuration: flags win over environment variables, which win over th
   test('when all three name a store, then the flag is used', async () => {
     const [fromFile, fromEnv, fromFlag] = [newDb(), newDb(), newDb()];
     const config = writeFile('all-three.json', JSON.stringify({ db: fromFile }));
-    expect(await migrateDb(['--db', fromFlag, '--config', config], { FLEXI_DB: fromEnv })).toBe(fromFlag);
+    expect(await migrateDb(['--db', fromFlag, '--config', config], { FLEXI_DB: fromEnv })).toBe(shown(fromFlag));
   });
 
   test('when the environment and the config file name a store, then the environment is used', async () => {
     const [fromFile, fromEnv] = [newDb(), newDb()];
     const config = writeFile('env-and-file.json', JSON.stringify({ db: fromFile }));
-    expect(await migrateDb(['--config', config], { FLEXI_DB: fromEnv })).toBe(fromEnv);
+    expect(await migrateDb(['--config', config], { FLEXI_DB: fromEnv })).toBe(shown(fromEnv));
   });
 
   test('when only the config file names a store, given by FLEXI_CONFIG, then it is used', async () => {
     const fromFile = newDb();
     const config = writeFile('file-only.json', JSON.stringify({ db: fromFile }));
-    expect(await migrateDb([], { FLEXI_CONFIG: config })).toBe(fromFile);
+    expect(await migrateDb([], { FLEXI_CONFIG: config })).toBe(shown(fromFile));
   });
 
   test('when the config file uses the flag names, then they are read too', async () => {
     const fromFile = newDb();
     const config = writeFile('flag-names.json', JSON.stringify({ db: fromFile, 'body-limit': '1MiB', 'log-level': 'warn', 'password-auth': false }));
-    expect(await migrateDb(['--config', config], {})).toBe(fromFile);
+    expect(await migrateDb(['--config', config], {})).toBe(shown(fromFile));
   });
 
   test('when the config file has a misspelt setting, then the command refuses it with one line naming it', async () => {

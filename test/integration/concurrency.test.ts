@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { verifyPasswordSync } from '../../src/domain/passwords';
-import { dumpSqlite, journalSummary } from '../../src/store/sqlite/sqlite-dump';
+import { dumpStore, journalSummary } from '../support/stores';
 import { generateBatch, Rng } from '../support/batch-generator';
 import { entries, startTestServer, type Response, type TestServer } from '../support/server';
 
@@ -85,7 +85,7 @@ type Rows = Record<string, Array<Record<string, unknown>>>;
  * verifies (the salt is random, so two stores never hold the same bytes for the same password).
  */
 function comparableDump(db: string, plainPasswords: readonly string[] = PLAIN_PASSWORDS): Rows {
-  const dump = dumpSqlite(db) as Rows;
+  const dump = dumpStore(db) as Rows;
   const out: Rows = {};
   for (const [table, rows] of Object.entries(dump)) {
     out[table] = rows.map((row) => {
@@ -231,7 +231,7 @@ describe('concurrent batches', () => {
       const companyStatus = (xml: string): string | undefined => entries(xml).find((e) => e.id === 'same_c')?.status;
       expect(order.map((o) => companyStatus(answers.get(o.sha) as string))).toEqual(['CREATED', 'UPDATED']);
       const lastName = order[1].body.includes('From A') ? 'From A s.r.o.' : 'From B s.r.o.';
-      expect((dumpSqlite(server.db) as Rows).companies.find((c) => c.id === 'same_c')?.name).toBe(lastName);
+      expect((dumpStore(server.db) as Rows).companies.find((c) => c.id === 'same_c')?.name).toBe(lastName);
       expect((await server.request('GET', '/admin/batch/same-id')).body).toBe(answers.get(order[1].sha));
 
       const fresh = await start(SLOW);

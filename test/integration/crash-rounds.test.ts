@@ -3,16 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchExecutor } from '../../src/batch/execute';
 import { DEFAULTS } from '../../src/config';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
-import { dumpSqlite, integrityCheck, journalSummary, queryRows } from '../../src/store/sqlite/sqlite-dump';
+import { openStore } from '../../src/store/open-store';
+import { dropTestDb, dumpStore, integrityCheck, journalSummary, newTestDb, queryRows } from '../support/stores';
 import { Rng } from '../support/batch-generator';
 import { entries, freshPkiDir, validateAnswer } from '../support/server';
 import { listeningPort, sendBatch, spawnServe, type Answer, type Spawned } from '../support/spawned';
 
 /**
  * SPEC §5.3 under repeated crashes: a `serve` process is SIGKILLed at a random moment while it
- * receives, queues, executes or has just answered batches, and restarted on the same file, round
- * after round. After every restart the file passes `PRAGMA integrity_check`, every batch is
+ * receives, queues, executes or has just answered batches, and restarted on the same store, round
+ * after round. After every restart the store passes its integrity check (SQLite's
+ * `PRAGMA integrity_check`; on PostgreSQL no dangling references), every batch is
  * wholly there or wholly absent (its rows, its journal entry and the shared fields it last
  * wrote agree), and an answered batch is there. At the end, re-sending every batch converges to
  * the state of applying each once to a fresh store.
@@ -62,9 +63,19 @@ function roundBatch(k: number): string {
 const PRESENT = { users: USERS, companies: COMPANIES, grants: COMPANIES + GRANTS + 1 };
 const ABSENT = { users: 0, companies: 0, grants: 0 };
 
-/** Row counts per batch prefix ("r007"), as a map. */
+/**
+ * Row counts per batch prefix ("r007"), as a map: the rows whose `column` starts with "r", three
+ * digits and `separator` (SQLite's GLOB 'r[0-9][0-9][0-9].*', written so that it means the same on
+ * PostgreSQL: case-sensitive, and no LIKE whose `_` would match any character).
+ */
 function countsByBatch(db: string, table: string, column: string, separator: '.' | '_'): Map<string, number> {
-  const rows = queryRows(db, `SELECT substr(${column}, 1, 4) AS batch, count(*) AS n FROM ${table} WHERE ${column} GLOB 'r[0-9][0-9][0-9]${separator}*' GROUP BY 1`);
+  const rows = queryRows(
+    db,
+    `SELECT substr(${column}, 1, 4) AS batch, count(*) AS n FROM ${table}
+      WHERE substr(${column}, 1, 1) = 'r' AND ltrim(substr(${column}, 2, 3), '0123456789') = '' AND substr(${column}, 5, 1) = ?
+      GROUP BY 1`,
+    separator,
+  );
   return new Map(rows.map((r) => [r.batch as string, r.n as number]));
 }
 
@@ -97,7 +108,7 @@ function checkStore(db: string, sent: number): boolean[] {
 
 /** The entity tables without timestamps (the fingerprint registry differs by design: the reference store has none). */
 function comparable(db: string): Record<string, unknown[]> {
-  const dump = dumpSqlite(db) as Record<string, Array<Record<string, unknown>>>;
+  const dump = dumpStore(db) as Record<string, Array<Record<string, unknown>>>;
   return Object.fromEntries(
     ['license_groups', 'users', 'companies', 'access'].map((t) => [
       t,
@@ -110,15 +121,18 @@ describe('a server killed again and again during batches', () => {
   let pki: string;
   let dir: string;
   let db: string;
+  let reference: string | undefined;
   const servers: Spawned[] = [];
 
   beforeAll(() => {
     pki = freshPkiDir();
     dir = mkdtempSync(join(tmpdir(), 'flexi-crash-rounds-'));
-    db = join(dir, 'flexi-admin.db');
+    db = newTestDb(dir);
   });
   afterAll(() => {
     for (const s of servers.splice(0)) s.killGroup();
+    dropTestDb(db);
+    if (reference !== undefined) dropTestDb(reference);
     rmSync(dir, { recursive: true, force: true });
     rmSync(pki, { recursive: true, force: true });
   });
@@ -199,8 +213,8 @@ describe('a server killed again and again during batches', () => {
     expect(checkStore(db, ROUNDS + 1)).toEqual(Array(ROUNDS + 1).fill(true));
 
     // The reference: each batch applied once, in order, to a fresh store.
-    const reference = join(dir, 'reference.db');
-    const store = SqliteStore.open(reference);
+    reference = newTestDb(dir, 'reference.db');
+    const store = await openStore(reference);
     try {
       const executor = new BatchExecutor(store, { maxOperations: DEFAULTS.maxOperations, hashPolicy: { algorithm: 'sha256', pbkdf2Iterations: 1 } });
       for (const body of bodies) await executor.execute(body, { kind: 'cli', name: 'cli', scope: 'root' });

@@ -2,14 +2,16 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dumpSqlite, integrityCheck, journalSummary } from '../../src/store/sqlite/sqlite-dump';
+import { dropTestDb, dumpStore, integrityCheck, journalSummary, newTestDb, queryRows, STORE_KIND } from '../support/stores';
 import { entries, freshPkiDir, validateAnswer } from '../support/server';
 import { listeningPort, sendBatch, spawnServe, type Spawned } from '../support/spawned';
 
 /**
  * SPEC §5.3: a kill at any moment leaves the store either without the batch or with all of
  * it, so an unanswered batch can always be re-sent. A real `serve` process is SIGKILLed while
- * it receives, executes or has just answered a large batch, then restarted on the same file.
+ * it receives, executes or has just answered a large batch, then restarted on the same store
+ * (a SQLite file, or a PostgreSQL database: there the killed connection's open transaction is
+ * rolled back by the database, and the same expectations hold).
  */
 const USERS = 8000;
 const COMPANIES = 4000;
@@ -56,7 +58,7 @@ const ABSENT: BatchState = { users: 0, companies: 0, grants: 0, journal: 0 };
 const PRESENT: BatchState = { users: USERS, companies: COMPANIES, grants: COMPANIES + GRANTS, journal: 1 };
 
 function batchState(db: string): BatchState {
-  const dump = dumpSqlite(db) as Record<string, Array<Record<string, unknown>>>;
+  const dump = dumpStore(db) as Record<string, Array<Record<string, unknown>>>;
   return {
     users: dump.users.filter((u) => String(u.key).startsWith('crash.u')).length,
     companies: dump.companies.filter((c) => String(c.id).startsWith('crash_c')).length,
@@ -69,6 +71,7 @@ describe('a server killed during a large batch', () => {
   const body = largeBatch();
   let pki: string;
   let dir: string;
+  let db: string;
   const servers: Spawned[] = [];
   /** Milliseconds from the body being sent to the answer in an undisturbed run, measured by the first test. */
   let executionMs = 2000;
@@ -78,15 +81,17 @@ describe('a server killed during a large batch', () => {
   });
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'flexi-crash-'));
+    db = newTestDb(dir);
   });
   afterEach(() => {
     for (const s of servers.splice(0)) s.killGroup();
+    dropTestDb(db);
     rmSync(dir, { recursive: true, force: true });
   });
   afterAll(() => rmSync(pki, { recursive: true, force: true }));
 
   async function serve(): Promise<{ server: Spawned; port: number }> {
-    const server = spawnServe({ db: join(dir, 'flexi-admin.db'), certs: pki, env: { FLEXI_LOG_LEVEL: 'warn' } });
+    const server = spawnServe({ db, certs: pki, env: { FLEXI_LOG_LEVEL: 'warn' } });
     servers.push(server);
     return { server, port: await listeningPort(server) };
   }
@@ -96,11 +101,11 @@ describe('a server killed during a large batch', () => {
     expect(await server.exited).toEqual({ code: null, signal: 'SIGKILL' });
   }
 
-  /** Restart on the same file: the batch is wholly there or wholly absent; re-sending it gives the full answer. */
+  /** Restart on the same store: the batch is wholly there or wholly absent; re-sending it gives the full answer. */
   async function restartAndResend(answeredBeforeKill: boolean): Promise<'absent' | 'present'> {
     const { server, port } = await serve();
-    expect(integrityCheck(join(dir, 'flexi-admin.db'))).toBe('ok');
-    const state = batchState(join(dir, 'flexi-admin.db'));
+    expect(integrityCheck(db)).toBe('ok');
+    const state = batchState(db);
     expect([ABSENT, PRESENT]).toContainEqual(state);
     const found = state.journal === 0 ? 'absent' : 'present';
     // A batch that was answered was committed durably before the answer.
@@ -116,11 +121,11 @@ describe('a server killed during a large batch', () => {
     expect(result.filter((e) => e.status !== expected)).toEqual([]);
     expect(result[0]).toMatchObject({ type: 'USER', id: userName(0) });
     expect(result[OPERATIONS - 1]).toMatchObject({ type: 'ACCESS_LIST', id: `${userName(COMPANIES + 1)}@${companyId(COMPANIES - 1)}` });
-    expect(batchState(join(dir, 'flexi-admin.db'))).toEqual({ ...PRESENT, journal: found === 'absent' ? 1 : 2 });
+    expect(batchState(db)).toEqual({ ...PRESENT, journal: found === 'absent' ? 1 : 2 });
 
     server.child.kill('SIGTERM');
     expect(await server.exited).toEqual({ code: 0, signal: null });
-    expect(integrityCheck(join(dir, 'flexi-admin.db'))).toBe('ok');
+    expect(integrityCheck(db)).toBe('ok');
     return found;
   }
 
@@ -147,23 +152,43 @@ describe('a server killed during a large batch', () => {
     await restartAndResend(!('error' in answer));
   });
 
+  /**
+   * How far the store has got writing the batch. SQLite: the size of the write-ahead log file
+   * beside the database. PostgreSQL: the cluster's WAL insert position, and whether a session of
+   * the server holds a transaction id, which a transaction takes with its first written row
+   * (reading the snapshot and waiting for the batch lock take none).
+   */
+  function writeProgress(): { wal: number; writing: boolean } {
+    if (STORE_KIND === 'sqlite') return { wal: statSync(`${db}-wal`, { throwIfNoEntry: false })?.size ?? 0, writing: true };
+    const [row] = queryRows(
+      db,
+      `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0') AS wal,
+              EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS writing`,
+    );
+    return { wal: Number(row.wal), writing: row.writing === true };
+  }
+
   test('when it is killed while the store writes the batch (its write-ahead log starts growing), then after a restart the batch is wholly absent or wholly there, and a re-send completes it', async () => {
     const { server, port } = await serve();
-    const wal = join(dir, 'flexi-admin.db-wal');
-    const walSize = (): number => statSync(wal, { throwIfNoEntry: false })?.size ?? 0;
-    const before = walSize();
+    const before = writeProgress().wal;
     const sent = sendBatch(port, pki, body);
     let answered = false;
     void sent.answer.then(() => (answered = true));
     await sent.written;
-    // The batch's pages reach the log only once it is executed; a few pages already mean it is being written.
-    while (!answered && walSize() < before + 64 * 1024) await new Promise((r) => setImmediate(r));
-    const grownTo = walSize();
+    // The batch's pages reach the log only once it is executed; a few pages already mean it is being
+    // written (on PostgreSQL, whose log is shared by all databases, while the batch's transaction writes).
+    let progress = writeProgress();
+    while (!answered && !(progress.writing && progress.wal >= before + 64 * 1024)) {
+      await new Promise((r) => setImmediate(r));
+      progress = writeProgress();
+    }
     await kill(server);
     const answer = await sent.answer;
     if (!('error' in answer)) expect(answer.status).toBe(200);
     const found = await restartAndResend(!('error' in answer));
-    if (process.env.CRASH_TEST_DEBUG) process.stderr.write(`crash with the log at ${grownTo} bytes (from ${before}): ${'error' in answer ? 'unanswered' : 'answered'}, batch ${found}\n`);
+    if (process.env.CRASH_TEST_DEBUG) {
+      process.stderr.write(`crash with the log at ${progress.wal} bytes (from ${before}): ${'error' in answer ? 'unanswered' : 'answered'}, batch ${found}\n`);
+    }
   });
 
   // Parsing takes about the first two thirds of the time, then planning, writing (about the

@@ -2,6 +2,7 @@ import { XMLValidator } from 'fast-xml-parser';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { entries, startTestServer, statuses, type Response, type TestServer } from '../support/server';
+import { STORE_KIND } from '../support/stores';
 
 const BODY_LIMIT = 4096;
 const MAX_OPERATIONS = 50;
@@ -78,7 +79,7 @@ describe('the read endpoints and the request-level errors of SPEC §3', () => {
       expect(res.status).toBe(200);
       expect(json(res)).toEqual({
         status: 'ok',
-        store: { kind: 'sqlite', ok: true },
+        store: { kind: STORE_KIND, ok: true },
         limits: { bodyBytes: BODY_LIMIT, operations: MAX_OPERATIONS },
       });
     });

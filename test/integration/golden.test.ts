@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { verifyPasswordSync } from '../../src/domain/passwords';
-import { dumpSqlite } from '../../src/store/sqlite/sqlite-dump';
+import { dumpStore } from '../support/stores';
 import { entries, startTestServer, type TestServer } from '../support/server';
 
 /**
@@ -40,7 +40,7 @@ type Row = Record<string, unknown>;
 
 /** The entity tables without timestamps; salted hashes of plain-text passwords keep only their algorithm. */
 function storeState(db: string): Record<string, Row[]> {
-  const dump = dumpSqlite(db) as Record<string, Row[]>;
+  const dump = dumpStore(db) as Record<string, Row[]>;
   const strip = ({ created_at: _c, updated_at: _u, ...row }: Row): Row => row;
   return {
     users: dump.users.map((u) => {
@@ -95,7 +95,7 @@ describe('the scenario: 08, 08 again, onboarding Digital Media, 01–07, Digital
 
   const company = (id: string): Row | undefined => storeState(server.db).companies.find((c) => c.id === id);
   const grantsTo = (id: string): Row[] => storeState(server.db).access.filter((a) => a.company_id === id);
-  const user = (key: string): Row | undefined => (dumpSqlite(server.db).users as Row[]).find((u) => u.key === key);
+  const user = (key: string): Row | undefined => (dumpStore(server.db).users as Row[]).find((u) => u.key === key);
 
   test('when the scenario is listed, then its steps are numbered and the copied seed samples are unchanged', () => {
     expect(steps.map((s) => s.slice(0, 3))).toEqual(['01-', '02-', '03-', '04-', '05-', '06-', '07-', '08-', '09-', '10-', '11-']);

@@ -4,25 +4,27 @@ import { join } from 'node:path';
 import { ROOT_GROUP } from '../../src/domain/principals';
 import { newUserRecord } from '../../src/domain/users';
 import { openStore } from '../../src/store/open-store';
-import { queryRows } from '../../src/store/sqlite/sqlite-dump';
 import type { BatchTransaction, Store, StoredChangeSet } from '../../src/store/store';
+import { dropTestDb, newTestDb, queryRows } from '../support/stores';
 
 /**
- * Batches that wait for the SQLite writer at the same time share one commit (a group commit).
- * Sharing must not be visible: each batch stays all-or-nothing and its own, in arrival order.
+ * Batches that wait for the SQLite writer at the same time share one commit (a group commit);
+ * on PostgreSQL each has its own transaction behind a lock. Either way it must not be visible:
+ * each batch stays all-or-nothing and its own, in arrival order.
  */
-describe('SQLite group commit: batches that share one commit stay separate', () => {
+describe('concurrent batches of one process stay separate (SQLite: group commit)', () => {
   let dir: string;
   let db: string;
   let store: Store;
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flexi-group-'));
-    db = join(dir, 'flexi-admin.db');
+    db = newTestDb(dir);
     store = await openStore(db);
   });
   afterEach(async () => {
     await store.close();
+    dropTestDb(db);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -22,8 +22,8 @@ import { parseBatch } from '../../src/batch/parse';
 import { PERMISSION_NAMES } from '../../src/domain/permissions';
 import type { HashPolicy } from '../../src/domain/passwords';
 import type { Principal } from '../../src/domain/principals';
-import { dumpSqlite } from '../../src/store/sqlite/sqlite-dump';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import { openStore } from '../../src/store/open-store';
+import { dropTestDb, dumpStore, newTestDb } from '../support/stores';
 import { generateBatch } from '../support/batch-generator';
 import { contested, emptyState, idempotentBySpec, passwordIs, runModel, stateData, type ModelResult, type ModelState } from '../support/batch-model';
 import { entries } from '../support/server';
@@ -44,8 +44,8 @@ interface Env {
 
 async function openEnv(hashPolicy: HashPolicy = { algorithm: 'sha256', pbkdf2Iterations: 1000 }): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'flexi-idem-'));
-  const path = join(dir, 'flexi-admin.db');
-  const store = SqliteStore.open(path);
+  const path = newTestDb(dir);
+  const store = await openStore(path);
   const executor = new BatchExecutor(store, { maxOperations: 1000, hashPolicy });
   return {
     path,
@@ -56,6 +56,7 @@ async function openEnv(hashPolicy: HashPolicy = { algorithm: 'sha256', pbkdf2Ite
     },
     close: async () => {
       await store.close();
+      dropTestDb(path);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -97,9 +98,9 @@ describe('re-sending the seed samples (SPEC §5.2)', () => {
       await env.send(sample('08-full-sample-corrected.xml'));
       await env.send(DIGITAL_MEDIA);
       const first = entries(await env.send(sample(name)));
-      const afterFirst = dumpSqlite(env.path);
+      const afterFirst = dumpStore(env.path);
       const second = entries(await env.send(sample(name)));
-      expect(dumpSqlite(env.path)).toEqual(afterFirst);
+      expect(dumpStore(env.path)).toEqual(afterFirst);
       expect(first.map((e) => e.status)).toEqual(EXPECTED[name].first);
       expect(second.map((e) => e.status)).toEqual(EXPECTED[name].second);
       expect(second.map((e) => e.id)).toEqual(first.map((e) => e.id));
@@ -115,9 +116,9 @@ describe('re-sending the seed samples (SPEC §5.2)', () => {
     const env = await openEnv(policy);
     try {
       const first = entries(await env.send(sample('08-full-sample-corrected.xml')));
-      const afterFirst = dumpSqlite(env.path);
+      const afterFirst = dumpStore(env.path);
       const second = entries(await env.send(sample('08-full-sample-corrected.xml')));
-      expect(dumpSqlite(env.path)).toEqual(afterFirst);
+      expect(dumpStore(env.path)).toEqual(afterFirst);
       expect(first.map((e) => [e.id, e.status])).toEqual([
         ['anna.mlada', 'CREATED'],
         ['petr.novak', 'CREATED'],
@@ -208,9 +209,9 @@ describe('re-sending generated batches (SPEC §5.2)', () => {
     const env = await openEnv(seed % 4 === 0 ? { algorithm: 'pbkdf2', pbkdf2Iterations: 1000 } : undefined);
     try {
       const answer1 = await env.send(body);
-      const dump1 = dumpSqlite(env.path);
+      const dump1 = dumpStore(env.path);
       const answer2 = await env.send(body);
-      const dump2 = dumpSqlite(env.path);
+      const dump2 = dumpStore(env.path);
       const context = `batch of seed ${seed}:\n${body}`;
 
       // Both sends do what SPEC §4 says, entry by entry, and leave the store as it says.
@@ -266,9 +267,9 @@ describe('re-sending generated batches (SPEC §5.2)', () => {
         ['CREATED', undefined],
       ]);
       expect(entries(await env.send(body)).map((e) => e.status)).toEqual(['CREATED', 'SKIPPED', 'SKIPPED', 'SKIPPED']);
-      const settled = dumpSqlite(env.path);
+      const settled = dumpStore(env.path);
       expect(entries(await env.send(body)).map((e) => e.status)).toEqual(['SKIPPED', 'SKIPPED', 'SKIPPED', 'SKIPPED']);
-      expect(dumpSqlite(env.path)).toEqual(settled);
+      expect(dumpStore(env.path)).toEqual(settled);
     } finally {
       await env.close();
     }

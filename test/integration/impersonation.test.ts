@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { dumpSqlite, journalRows } from '../../src/store/sqlite/sqlite-dump';
+import { dumpStore, journalRows } from '../support/stores';
 import { basic, SERVER_PASSWORD, SERVER_USER, sessionFor, withSession, writeServerAuth } from '../support/auth';
 import { entries, startTestServer, statuses, type RequestOptions, type Response, type TestServer } from '../support/server';
 
@@ -142,7 +142,7 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
     const cases = principals.flatMap(([kind, principal]) => refusals.map(([what, name, message]) => [kind, what, principal, name, message] as const));
 
     test.each(cases)('when a %s acts as %s, then the answer is 403 and the store and the journal are unchanged', async (_kind, _what, principal, name, message) => {
-      const before = dumpSqlite(server.db);
+      const before = dumpStore(server.db);
       const journalBefore = journalRows(server.db).length;
       const res = await send(
         `<flexibee-batch id="refused-${++n}">
@@ -157,7 +157,7 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
       expect(res.headers['content-type']).toMatch(/^application\/xml/);
       expect(envelopeMessage(res)).toMatch(message);
       expect(envelopeMessage(res)).toMatch(/nothing was applied\.$/);
-      expect(dumpSqlite(server.db)).toEqual(before);
+      expect(dumpStore(server.db)).toEqual(before);
       expect(journalRows(server.db)).toHaveLength(journalBefore);
     });
 
@@ -169,7 +169,7 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
 
     test('when a session sends X-FlexiBee-Authorization with a batch, then the answer is 403 and nothing is applied', async () => {
       const id = await sessionFor(server, 'tereza.admin', TEREZA_PASSWORD);
-      const before = dumpSqlite(server.db);
+      const before = dumpStore(server.db);
       const journalBefore = journalRows(server.db).length;
       const res = await server.request('PUT', '/v2/admin/batch', {
         client: null,
@@ -178,7 +178,7 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
       });
       expect(res.status).toBe(403);
       expect(res.body).toMatch(/cannot send X-FlexiBee-Authorization/);
-      expect(dumpSqlite(server.db)).toEqual(before);
+      expect(dumpStore(server.db)).toEqual(before);
       expect(journalRows(server.db)).toHaveLength(journalBefore);
     });
 

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dumpSqlite } from '../../src/store/sqlite/sqlite-dump';
+import { dropTestDb, dumpStore, newTestDb } from '../support/stores';
 import { entries, freshPkiDir, httpsCall, validateAnswer, type Response } from '../support/server';
 import { listeningPort, spawnServe, type Spawned } from '../support/spawned';
 
@@ -64,12 +64,13 @@ function hundredThousandOperations(): Buffer {
 
 describe('SPEC §9: memory stays bounded under attack bodies (a real serve process)', () => {
   let dir: string;
+  let db = '';
   let certs: string;
   let server: Spawned;
   let port: number;
   let ca: string;
   let client: { cert: string; key: string };
-  let before: ReturnType<typeof dumpSqlite>;
+  let before: ReturnType<typeof dumpStore>;
   const figures: Array<{ attack: string; bodyBytes: number; status: number; rss: string; peak: string }> = [];
 
   const call = (method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Response> =>
@@ -113,7 +114,7 @@ describe('SPEC §9: memory stays bounded under attack bodies (a real serve proce
     expect(memory.hwm).toBeLessThan(RSS_BOUND);
     const status = await call('GET', '/status.json');
     expect(status.status).toBe(200);
-    expect(dumpSqlite(join(dir, 'flexi-admin.db'))).toEqual(before);
+    expect(dumpStore(db)).toEqual(before);
   }
 
   const rejected = (status: number, message: RegExp) => (res: Response) => {
@@ -125,13 +126,14 @@ describe('SPEC §9: memory stays bounded under attack bodies (a real serve proce
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flexi-memory-'));
     certs = freshPkiDir();
-    server = spawnServe({ db: join(dir, 'flexi-admin.db'), certs, env: { FLEXI_LOG_LEVEL: 'warn' } });
+    db = newTestDb(dir);
+    server = spawnServe({ db, certs, env: { FLEXI_LOG_LEVEL: 'warn' } });
     port = await listeningPort(server);
     ca = readFileSync(join(certs, 'ca.pem'), 'utf8');
     client = { cert: readFileSync(join(certs, 'client.pem'), 'utf8'), key: readFileSync(join(certs, 'client-key.pem'), 'utf8') };
     const seed = await call('PUT', '/admin/batch', Buffer.from('<flexibee-batch id="mem-seed"><user><username>anna.mlada</username></user></flexibee-batch>'));
     expect(seed.status).toBe(200);
-    before = dumpSqlite(join(dir, 'flexi-admin.db'));
+    before = dumpStore(db);
     const idle = memoryOf(server.pid);
     figures.push({ attack: 'idle after start and one batch', bodyBytes: 0, status: 200, rss: mib(idle.rss), peak: mib(idle.hwm) });
   }, 60_000);
@@ -145,6 +147,7 @@ describe('SPEC §9: memory stays bounded under attack bodies (a real serve proce
       clearTimeout(timer);
       if (exited === 'timeout') server.killGroup();
     }
+    if (db) dropTestDb(db);
     rmSync(dir, { recursive: true, force: true });
     rmSync(certs, { recursive: true, force: true });
   }, 30_000);

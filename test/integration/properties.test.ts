@@ -29,8 +29,10 @@ import { PERMISSION_NAMES, type Permissions } from '../../src/domain/permissions
 import type { HashPolicy } from '../../src/domain/passwords';
 import type { Principal } from '../../src/domain/principals';
 import type { UserRecord } from '../../src/domain/users';
-import { dumpSqlite, journalRows } from '../../src/store/sqlite/sqlite-dump';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import { openStore } from '../../src/store/open-store';
+import type { Store } from '../../src/store/store';
+import type { JournalRow } from '../../src/store/sqlite/sqlite-dump';
+import { dropTestDb, dumpWithJournal, newTestDb } from '../support/stores';
 import { generateBatch } from '../support/batch-generator';
 import { contested, emptyState, idempotentBySpec, recordsAsModel, runModel, stateData, type ModelResult, type ModelState } from '../support/batch-model';
 import { entries } from '../support/server';
@@ -115,21 +117,24 @@ const results = (xml: string): ModelResult[] => entries(xml).map((e) => ({ id: e
 interface World {
   dir: string;
   path: string;
-  store: SqliteStore;
+  store: Store;
   executor: BatchExecutor;
   model: ModelState;
   context: string[];
+  /** The journal after the last send. */
+  journal: JournalRow[];
 }
 
-function openWorld(policy: HashPolicy): World {
+async function openWorld(policy: HashPolicy): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'flexi-props-'));
-  const path = join(dir, 'flexi-admin.db');
-  const store = SqliteStore.open(path);
-  return { dir, path, store, executor: new BatchExecutor(store, { maxOperations: 1000, hashPolicy: policy }), model: emptyState(), context: [] };
+  const path = newTestDb(dir);
+  const store = await openStore(path);
+  return { dir, path, store, executor: new BatchExecutor(store, { maxOperations: 1000, hashPolicy: policy }), model: emptyState(), context: [], journal: [] };
 }
 
 async function closeWorld(world: World): Promise<void> {
   await world.store.close();
+  dropTestDb(world.path);
   rmSync(world.dir, { recursive: true, force: true });
 }
 
@@ -137,14 +142,14 @@ async function closeWorld(world: World): Promise<void> {
 async function send(world: World, body: string, actor: Actor): Promise<{ xml: string; dump: Dump }> {
   const doc = parseBatch(body, { maxOperations: 1000 });
   const expected = runModel(doc, world.model, actor);
-  const journal = journalRows(world.path).length;
+  const journal = world.journal.length;
   const { xml } = await world.executor.execute(body, principalOf(actor));
-  const dump = dumpSqlite(world.path);
+  const { rows: dump, journal: rows } = dumpWithJournal(world.path);
+  world.journal = rows;
   const where = `${world.context.join('\n')}\n--- this send, as ${actor ?? 'root'}:\n${body}`;
   same(results(xml), expected.results, where);
   world.model = expected.state;
   same(recordsAsModel(recordsOf(dump), world.model), stateData(world.model), where);
-  const rows = journalRows(world.path);
   if (doc.dryRun) {
     same(rows.length, journal, where);
   } else {
@@ -179,11 +184,11 @@ const stepArb = fc.record({
 
 const worldArb = fc.record({ setup: setupArb, pbkdf2: fc.boolean(), steps: fc.array(stepArb, { minLength: 1, maxLength: 3 }) });
 
-describe('BatchExecutor on SQLite against the reference model (SPEC §4, §5, §6)', () => {
+describe('BatchExecutor on the store against the reference model (SPEC §4, §5, §6)', () => {
   test('when random sequences of batches are sent as root or as stored users, atomic or not, then every answer, stored state and journal entry is the model\'s', async () => {
     await fc.assert(
       fc.asyncProperty(worldArb, async ({ setup, pbkdf2, steps }) => {
-        const world = openWorld(pbkdf2 ? PBKDF2 : SHA256);
+        const world = await openWorld(pbkdf2 ? PBKDF2 : SHA256);
         try {
           let { dump } = await send(world, setup, undefined);
           for (const step of steps) {
@@ -201,16 +206,16 @@ describe('BatchExecutor on SQLite against the reference model (SPEC §4, §5, §
   test('when a batch is sent as a dry run and then for real, then both answers are the same document (but the dry-run attribute) and the dry run changes nothing, journal included', async () => {
     await fc.assert(
       fc.asyncProperty(worldArb, async ({ setup, pbkdf2, steps }) => {
-        const world = openWorld(pbkdf2 ? PBKDF2 : SHA256);
+        const world = await openWorld(pbkdf2 ? PBKDF2 : SHA256);
         try {
           let { dump } = await send(world, setup, undefined);
           for (const step of steps) {
             if (!mayAct(dump, step.actor)) continue;
-            const journal = journalRows(world.path);
+            const journal = world.journal;
             const dry = await send(world, generateBatch(step.seed, { atomic: step.atomic, dryRun: true }), step.actor);
             const where = world.context.join('\n');
             same(dry.dump, dump, where);
-            same(journalRows(world.path), journal, where);
+            same(world.journal, journal, where);
             const real = await send(world, generateBatch(step.seed, { atomic: step.atomic }), step.actor);
             same(dry.xml, real.xml.replace(/^(<flexibee-batch-result id="[^"]*")>/m, '$1 dry-run="true">'), where);
             dump = real.dump;
@@ -228,7 +233,7 @@ describe('BatchExecutor on SQLite against the reference model (SPEC §4, §5, §
     let excused = 0;
     await fc.assert(
       fc.asyncProperty(worldArb, async ({ setup, pbkdf2, steps }) => {
-        const world = openWorld(pbkdf2 ? PBKDF2 : SHA256);
+        const world = await openWorld(pbkdf2 ? PBKDF2 : SHA256);
         try {
           let { dump } = await send(world, setup, undefined);
           for (const step of steps) {

@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { createHash, pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,8 +5,9 @@ import { join } from 'node:path';
 import { BatchExecutor } from '../../src/batch/execute';
 import { verifyPassword, type HashPolicy } from '../../src/domain/passwords';
 import type { Principal } from '../../src/domain/principals';
-import { dumpSqlite } from '../../src/store/sqlite/sqlite-dump';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import { openStore } from '../../src/store/open-store';
+import type { Store } from '../../src/store/store';
+import { dropTestDb, dumpStore, journalRows as storeJournalRows, newTestDb } from '../support/stores';
 import { entries, statuses } from '../support/server';
 import { assertValidXml } from '../support/xmllint';
 
@@ -18,7 +18,7 @@ const PBKDF2: HashPolicy = { algorithm: 'pbkdf2', pbkdf2Iterations: 1000 };
 interface Env {
   dir: string;
   path: string;
-  store: SqliteStore;
+  store: Store;
   executor: BatchExecutor;
   /** Sends a batch of these operations; the answer is checked against batch-result.xsd. */
   send(operations: string, rootAttributes?: string): Promise<string>;
@@ -28,10 +28,10 @@ interface Env {
 
 const opened: Env[] = [];
 
-function openEnv(hashPolicy: HashPolicy = SHA256): Env {
+async function openEnv(hashPolicy: HashPolicy = SHA256): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'flexi-rules-'));
-  const path = join(dir, 'flexi-admin.db');
-  const store = SqliteStore.open(path);
+  const path = newTestDb(dir);
+  const store = await openStore(path);
   const executor = new BatchExecutor(store, { maxOperations: 1000, hashPolicy });
   const env: Env = {
     dir,
@@ -43,9 +43,10 @@ function openEnv(hashPolicy: HashPolicy = SHA256): Env {
       assertValidXml(outcome.xml, 'batch-result');
       return outcome.xml;
     },
-    users: () => dumpSqlite(path).users as Array<Record<string, unknown>>,
+    users: () => dumpStore(path).users as Array<Record<string, unknown>>,
     close: async () => {
       await store.close();
+      dropTestDb(path);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -63,13 +64,8 @@ function rawUser(env: Env, key: string): Record<string, unknown> {
   return row;
 }
 
-function journalRows(path: string): Array<{ batch_id: string; result_xml: string }> {
-  const db = new Database(path, { readonly: true });
-  try {
-    return db.prepare('SELECT batch_id, result_xml FROM batch_journal ORDER BY seq').all() as Array<{ batch_id: string; result_xml: string }>;
-  } finally {
-    db.close();
-  }
+function journalRows(db: string): Array<{ batch_id: string; result_xml: string }> {
+  return storeJournalRows(db).map(({ batch_id, result_xml }) => ({ batch_id, result_xml }));
 }
 
 const SETUP = `
@@ -82,7 +78,7 @@ const SETUP = `
   <access user="petr.novak" role="SKLADNIK">demo_a_s_</access>`;
 
 async function setUp(hashPolicy: HashPolicy = SHA256): Promise<Env> {
-  const env = openEnv(hashPolicy);
+  const env = await openEnv(hashPolicy);
   expect(statuses(await env.send(SETUP))).toEqual(['CREATED', 'CREATED', 'CREATED', 'CREATED', 'CREATED', 'CREATED']);
   return env;
 }
@@ -96,18 +92,18 @@ describe('users end to end (SPEC §4.1)', () => {
     expect(await env.store.findUser('root', 'petr.novak')).toBeUndefined();
     expect((await env.store.listUsers('root')).map((u) => u.username)).toEqual(['anna.mlada']);
     expect(rawUser(env, 'petr.novak').deleted).toBe(1);
-    expect(dumpSqlite(env.path).access).toHaveLength(4);
+    expect(dumpStore(env.path).access).toHaveLength(4);
   });
 
   test('when a deleted user is deleted again or an unknown one is deleted, then it is SKIPPED and nothing changes', async () => {
     const env = await setUp();
     await env.send('<user action="delete"><username>petr.novak</username></user>');
-    const before = dumpSqlite(env.path);
+    const before = dumpStore(env.path);
     expect(entries(await env.send('<user action="delete"><username>petr.novak</username></user><user action="delete"><username>ghost</username></user>'))).toEqual([
       { type: 'USER', action: 'DELETE', id: 'petr.novak', status: 'SKIPPED', message: 'user is already deleted' },
       { type: 'USER', action: 'DELETE', id: 'ghost', status: 'SKIPPED', message: 'user does not exist' },
     ]);
-    expect(dumpSqlite(env.path)).toEqual(before);
+    expect(dumpStore(env.path)).toEqual(before);
   });
 
   test('when a deleted user is sent again, then it is CREATED "restored" with its fields, password and access list exactly as before', async () => {
@@ -180,9 +176,9 @@ describe('passwords end to end (SPEC §4.3)', () => {
     const hash = rawUser(env, 'petr.novak').password_hash as string;
     expect(hash).toMatch(form);
     expect(await verifyPassword(hash, 'correct horse battery staple')).toBe(true);
-    const before = dumpSqlite(env.path);
+    const before = dumpStore(env.path);
     expect(statuses(await env.send('<user><username>petr.novak</username><password>correct horse battery staple</password></user>'))).toEqual(['SKIPPED']);
-    expect(dumpSqlite(env.path)).toEqual(before);
+    expect(dumpStore(env.path)).toEqual(before);
   });
 
   test('when a different plain-text password is sent, then it is UPDATED and the new hash verifies it', async () => {
@@ -196,12 +192,12 @@ describe('passwords end to end (SPEC §4.3)', () => {
 
   test('when a batch changes the password and sets the stored one again, then the stored hash is kept as it was', async () => {
     const env = await setUp(PBKDF2);
-    const before = dumpSqlite(env.path);
+    const before = dumpStore(env.path);
     const answer = await env.send(
       '<user><username>petr.novak</username><password>other</password></user><user><username>petr.novak</username><password>correct horse battery staple</password></user>',
     );
     expect(statuses(answer)).toEqual(['UPDATED', 'UPDATED']);
-    expect(dumpSqlite(env.path)).toEqual(before);
+    expect(dumpStore(env.path)).toEqual(before);
   });
 
   test.each([
@@ -288,18 +284,18 @@ describe('companies end to end (SPEC §4.2)', () => {
 
   test('when a company is created without an admin user, then it is FAILED with the documented message and nothing is stored', async () => {
     const env = await setUp();
-    const before = dumpSqlite(env.path);
+    const before = dumpStore(env.path);
     const answer = await env.send('<company><id>nova</id><name>Nová</name></company><company><id>nova</id><name>Nová</name><adminUser>ghost</adminUser></company>');
     expect(entries(answer).map((e) => e.message)).toEqual([
       'a company cannot be created without an admin user (<adminUser>)',
       "a company cannot be created without an admin user: user 'ghost' does not exist",
     ]);
-    expect(dumpSqlite(env.path)).toEqual(before);
+    expect(dumpStore(env.path)).toEqual(before);
   });
 
   test('when country, type and vatId do not fit, then the operation is FAILED and the company keeps its values', async () => {
     const env = await setUp();
-    const before = dumpSqlite(env.path);
+    const before = dumpStore(env.path);
     const answer = await env.send(
       `<company><id>moje_firma_s_r_o_</id><country>SK</country></company>
        <company><id>moje_firma_s_r_o_</id><vatId>SK2020123456</vatId></company>
@@ -310,7 +306,7 @@ describe('companies end to end (SPEC §4.2)', () => {
       'vatId SK2020123456 must start with the country code CZ',
       "unknown organisation type 'SIGNATUREN'; expected one of CZ: PODNIKATELE+PU, PODNIKATELE+DE, NEZISKOVE, ROZPOCTOVE; SK: PODNIKATELIA+PU",
     ]);
-    expect(dumpSqlite(env.path)).toEqual(before);
+    expect(dumpStore(env.path)).toEqual(before);
     const moved = await env.send('<company><id>moje_firma_s_r_o_</id><country>SK</country><type>PODNIKATELIA+PU</type><vatId>SK2020123456</vatId></company>');
     expect(statuses(moved)).toEqual(['UPDATED']);
     expect((await env.store.listCompanies('root', { includeHidden: true })).find((c) => c.id === 'moje_firma_s_r_o_')).toMatchObject({
@@ -350,7 +346,7 @@ describe('companies end to end (SPEC §4.2)', () => {
     expect(entries(await env.send('<company action="delete"><id>moje_firma_s_r_o_</id></company>'))).toEqual([
       { type: 'COMPANY', action: 'DELETE', id: 'moje_firma_s_r_o_', status: 'DELETED' },
     ]);
-    expect(dumpSqlite(env.path).access).toEqual([expect.objectContaining({ user_key: 'anna.mlada', company_id: 'demo_a_s_' }), expect.objectContaining({ user_key: 'petr.novak', company_id: 'demo_a_s_' })]);
+    expect(dumpStore(env.path).access).toEqual([expect.objectContaining({ user_key: 'anna.mlada', company_id: 'demo_a_s_' }), expect.objectContaining({ user_key: 'petr.novak', company_id: 'demo_a_s_' })]);
     expect(entries(await env.send('<company action="delete"><id>moje_firma_s_r_o_</id></company>'))[0]).toMatchObject({ status: 'SKIPPED', message: 'company does not exist' });
     expect(statuses(await env.send('<company><id>moje_firma_s_r_o_</id><name>Nová firma</name><adminUser>petr.novak</adminUser></company>'))).toEqual(['CREATED']);
     expect((await env.store.findUser('root', 'anna.mlada'))?.access).toEqual([{ company: 'demo_a_s_', role: 'ADMIN' }]);
@@ -417,7 +413,7 @@ describe('the batch as a whole (SPEC §5.3)', () => {
 
   /** The dump without the password hashes, which get a fresh salt in each store. */
   function comparable(path: string): Record<string, unknown[]> {
-    const dump = dumpSqlite(path);
+    const dump = dumpStore(path);
     const strip = (rows: unknown[]): unknown[] =>
       rows.map((r) => {
         const { created_at: _c, updated_at: _u, password_hash: hash, ...rest } = r as Record<string, unknown>;
@@ -449,26 +445,26 @@ describe('the batch as a whole (SPEC §5.3)', () => {
       ['rules', answer],
     ]);
     expect(rawUser(env, 'anna.mlada').deleted).toBe(1);
-    expect(dumpSqlite(env.path).companies.map((c) => (c as { id: string }).id)).toEqual(['demo_a_s_', 'moje_firma_s_r_o_', 'nova']);
+    expect(dumpStore(env.path).companies.map((c) => (c as { id: string }).id)).toEqual(['demo_a_s_', 'moje_firma_s_r_o_', 'nova']);
   });
 
   test('when a batch is atomic and one operation fails, then nothing is kept and the others are SKIPPED "rolled back"', async () => {
     const env = await setUp();
-    const before = dumpSqlite(env.path);
+    const before = dumpStore(env.path);
     const answer = await env.send([...BATCH, FAILING[1]].join(''), ' atomic="true"');
     expect(entries(answer).map((e) => [e.status, e.message])).toEqual([
       ...BATCH.map(() => ['SKIPPED', 'rolled back']),
       ['FAILED', "user 'ghost' does not exist"],
     ]);
-    expect(dumpSqlite(env.path)).toEqual(before);
+    expect(dumpStore(env.path)).toEqual(before);
   });
 
   test('when a batch is a dry run, then nothing changes and the answer is the one the real run gives', async () => {
     const env = await setUp();
-    const before = dumpSqlite(env.path);
+    const before = dumpStore(env.path);
     const dry = await env.send([...BATCH, FAILING[1]].join(''), ' dry-run="true"');
     expect(dry).toContain('<flexibee-batch-result id="rules" dry-run="true">');
-    expect(dumpSqlite(env.path)).toEqual(before);
+    expect(dumpStore(env.path)).toEqual(before);
     const real = await env.send([...BATCH, FAILING[1]].join(''));
     expect(entries(dry)).toEqual(entries(real));
     expect(entries(real).map((e) => e.status)).toEqual(['CREATED', 'CREATED', 'UPDATED', 'UPDATED', 'DELETED', 'FAILED']);

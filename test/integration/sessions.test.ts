@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLValidator } from 'fast-xml-parser';
 import { loadConfig } from '../../src/config';
-import { dumpSqlite, sessionRows } from '../../src/store/sqlite/sqlite-dump';
+import { dumpStore, sessionRows } from '../support/stores';
 import {
   ALGORITHMS,
   basic,
@@ -71,7 +71,7 @@ function xmlSession(res: Response): string {
 }
 
 function userRow(server: TestServer, username: string): Json {
-  const row = (dumpSqlite(server.db).users as Json[]).find((u) => u.username === username);
+  const row = (dumpStore(server.db).users as Json[]).find((u) => u.username === username);
   if (!row) throw new Error(`no stored user ${username}`);
   return row;
 }
@@ -333,11 +333,11 @@ describe('logging in with a stored user password (POST /login-logout/login)', ()
     const v2 = (name: string): string => `<flexibee-batch id="v2-${name}"><user><username>made.by.${name}</username></user></flexibee-batch>`;
 
     async function expectNothingApplied(send: () => Promise<Response>, status: number, message: RegExp): Promise<void> {
-      const before = dumpSqlite(server.db);
+      const before = dumpStore(server.db);
       const res = await send();
       expect(res.status).toBe(status);
       expect(res.body).toMatch(message);
-      expect(dumpSqlite(server.db)).toEqual(before);
+      expect(dumpStore(server.db)).toEqual(before);
     }
 
     test.each(['PUT', 'POST'])('when a session user with manageAll and licenseManagement sends a batch with %s, then it is applied as that user', async (method) => {

@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dumpSqlite, integrityCheck, journalSummary } from '../../src/store/sqlite/sqlite-dump';
+import { dropTestDb, dumpStore, integrityCheck, journalSummary, newTestDb } from '../support/stores';
 import { entries, freshPkiDir, validateAnswer } from '../support/server';
 import { listeningPort, logLines, portRefuses, sendBatch, spawnServe, type Answer, type Exit, type Spawned } from '../support/spawned';
 
@@ -16,9 +16,9 @@ import { listeningPort, logLines, portRefuses, sendBatch, spawnServe, type Answe
 const SHUTDOWN_TIMEOUT_MS = 1000;
 /** Start-up, the store's close and a loaded test machine; a bound on behaviour, not a benchmark. */
 const MARGIN_MS = 10_000;
-/** New plain passwords are hashed off the event loop: a batch full of them keeps executing for a while. */
+/** New plain passwords are hashed off the event loop: a batch full of them keeps executing for a while (48 of them: seconds, well past the shutdown timeout even on an idle machine). */
 const PBKDF2_ITERATIONS = 200_000;
-const PASSWORD_USERS = 16;
+const PASSWORD_USERS = 48;
 const PLAIN_USERS = 2000;
 const COMPANIES = 500;
 const OPERATIONS = PASSWORD_USERS + PLAIN_USERS + COMPANIES;
@@ -48,7 +48,7 @@ interface Applied {
 }
 
 function applied(db: string, tag: string): Applied {
-  const dump = dumpSqlite(db) as Record<string, Array<Record<string, unknown>>>;
+  const dump = dumpStore(db) as Record<string, Array<Record<string, unknown>>>;
   return {
     users: dump.users.filter((u) => String(u.key).startsWith(`${tag}.`)).length,
     companies: dump.companies.filter((c) => String(c.id).startsWith(`${tag}_`)).length,
@@ -72,10 +72,11 @@ describe('SIGTERM while batches are in flight', () => {
   });
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'flexi-shutdown-'));
-    db = join(dir, 'flexi-admin.db');
+    db = newTestDb(dir);
   });
   afterEach(() => {
     for (const s of servers.splice(0)) s.killGroup();
+    dropTestDb(db);
     rmSync(dir, { recursive: true, force: true });
   });
   afterAll(() => rmSync(pki, { recursive: true, force: true }));

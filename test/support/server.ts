@@ -6,6 +6,7 @@ import { DEFAULTS, type Config } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { devPkiPaths, ensureDevPki, type DevPkiPaths } from '../../src/pki/dev-pki';
 import { startServer, type RunningServer } from '../../src/server/server';
+import { dropTestDb, newTestDb } from './stores';
 import { assertValidXml } from './xmllint';
 
 let cachedPki: string | undefined;
@@ -105,14 +106,20 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     ...DEFAULTS,
     host: '127.0.0.1',
     port: 0,
-    db: join(dir, 'flexi-admin.db'),
+    db: overrides.db ?? newTestDb(dir),
     certs,
     logLevel: 'debug',
     authMaxFailures: 10_000,
     ...overrides,
   };
   const logs: string[] = [];
-  const running = await startServer(config, createLogger(config.logLevel, (line) => void logs.push(line)));
+  let running: RunningServer;
+  try {
+    running = await startServer(config, createLogger(config.logLevel, (line) => void logs.push(line)));
+  } catch (err) {
+    if (!overrides.db) dropTestDb(config.db);
+    throw err;
+  }
   const pki = devPkiPaths(certs);
   const ca = readFileSync(pki.ca, 'utf8');
   const devClient = { cert: readFileSync(pki.client, 'utf8'), key: readFileSync(pki.clientKey, 'utf8') };
@@ -134,6 +141,7 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     batch: (xml, options = {}) => request('PUT', '/admin/batch', { ...options, body: xml }),
     close: async () => {
       await running.close();
+      if (!overrides.db) dropTestDb(config.db);
       rmSync(dir, { recursive: true, force: true });
       rmSync(certs, { recursive: true, force: true });
     },
