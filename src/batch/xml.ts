@@ -267,7 +267,29 @@ class Reader {
     this.pos = end + 2;
   }
 
+  /** The end of an all-ASCII name at `pos` (the common case), or -1 when the regular expression must decide. */
+  private asciiNameEnd(): number {
+    const src = this.src;
+    let i = this.pos;
+    const first = src.charCodeAt(i);
+    // [A-Za-z_:]
+    if (!((first >= 97 && first <= 122) || (first >= 65 && first <= 90) || first === 95 || first === 58)) return -1;
+    for (i++; i < src.length; i++) {
+      const c = src.charCodeAt(i);
+      // [A-Za-z0-9_:.-]
+      if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 58) || c === 95 || c === 45 || c === 46) continue;
+      return c < 128 ? i : -1;
+    }
+    return i;
+  }
+
   private name(expected: string): string {
+    const end = this.asciiNameEnd();
+    if (end > 0) {
+      const name = this.src.slice(this.pos, end);
+      this.pos = end;
+      return name;
+    }
     NAME.lastIndex = this.pos;
     const m = NAME.exec(this.src);
     if (!m) {
@@ -287,6 +309,7 @@ class Reader {
   }
 
   private decode(raw: string, at: number, literal: (text: string) => string): string {
+    if (!raw.includes('&')) return literal(raw);
     return decodeReferences(
       raw,
       literal,
@@ -302,14 +325,21 @@ class Reader {
     if (depth > this.limits.maxDepth) this.fail(`elements are nested deeper than ${this.limits.maxDepth} levels`);
     this.count();
     this.pos++;
-    NAME.lastIndex = this.pos;
-    const m = NAME.exec(src);
-    if (!m) {
-      const shown = /^[^\s<]{0,10}/.exec(src.slice(this.pos, this.pos + 10))?.[0] ?? '';
-      this.fail(`'<' must start an element, a comment or a CDATA section, not '<${shown}'; write a literal '<' as &lt;`, start);
+    let name: string;
+    const asciiEnd = this.asciiNameEnd();
+    if (asciiEnd > 0) {
+      name = src.slice(this.pos, asciiEnd);
+      this.pos = asciiEnd;
+    } else {
+      NAME.lastIndex = this.pos;
+      const m = NAME.exec(src);
+      if (!m) {
+        const shown = /^[^\s<]{0,10}/.exec(src.slice(this.pos, this.pos + 10))?.[0] ?? '';
+        this.fail(`'<' must start an element, a comment or a CDATA section, not '<${shown}'; write a literal '<' as &lt;`, start);
+      }
+      name = m[0];
+      this.pos = NAME.lastIndex;
     }
-    const name = m[0];
-    this.pos = NAME.lastIndex;
     let attributes = NO_ATTRIBUTES;
     for (;;) {
       const spaced = this.space();
