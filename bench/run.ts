@@ -20,6 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PBKDF2_ITERATIONS } from '../src/domain/passwords';
 import { isPostgresUrl } from '../src/store/open-store';
+import { writePostgresBaseline } from '../src/store/postgres/postgres-baseline';
 import { writeBaseline } from '../src/store/sqlite/sqlite-baseline';
 import { clientAgent, expectAll, send, startBenchServer, type BenchServer } from './server';
 import { countsAt, entityWorkload, oneUserBatch, plainPasswordBatch } from './workload';
@@ -189,7 +190,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       scale: options.scale,
       durationS: options.durationS,
       store: options.db ? 'postgres' : 'sqlite',
-      baselineStore: 'sqlite',
+      baselineStore: options.db ? 'postgres' : 'sqlite',
       clients: CLIENTS,
       logLevel: 'warn',
       phases: options.phases,
@@ -302,10 +303,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     }
 
     if (run.has('E')) {
-      progress(`E: the rows of A with raw better-sqlite3 statements, in this process`);
-      const ms = await writeBaseline(join(tmp, 'baseline.db'), a.rows);
+      // The floor of the store the servers ran on: raw driver statements, one transaction.
+      const driver = options.db ? 'pg' : 'better-sqlite3';
+      progress(`E: the rows of A with raw ${driver} statements, in this process`);
+      const ms = options.db ? await writePostgresBaseline(options.db, a.rows) : await writeBaseline(join(tmp, 'baseline.db'), a.rows);
       const rows = a.rows.users.length + a.rows.companies.length + a.rows.access.length;
-      results.phases.E = rate('raw better-sqlite3, rows of A', 'operations', a.operations, ms / 1000, { rows });
+      results.phases.E = rate(`raw ${driver}, rows of A`, 'operations', a.operations, ms / 1000, { rows });
       if (results.phases.A) results.ratios.AoverE = round(results.phases.A.perSecond / results.phases.E.perSecond, 4);
     }
 

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Principal } from '../domain/principals';
 import { ROOT_GROUP } from '../domain/principals';
 import type { UserRecord } from '../domain/users';
@@ -99,9 +99,26 @@ function passwordPrincipal(req: Request, authorization: string, options: AuthOpt
   return { kind: 'password', name: options.serverCredentials.username, scope: ROOT_GROUP };
 }
 
+/**
+ * The client certificate of a connection, read once per connection: getPeerCertificate builds
+ * a fresh object of the whole certificate on every call, which cost a keep-alive client more
+ * than its small batch did. The server refuses renegotiation (server.ts), so a connection's
+ * certificate cannot change.
+ */
+const peerCertificates = new WeakMap<TLSSocket, PeerCertificate>();
+
+function peerCertificateOf(socket: TLSSocket): PeerCertificate {
+  let cert = peerCertificates.get(socket);
+  if (!cert) {
+    cert = socket.getPeerCertificate();
+    peerCertificates.set(socket, cert);
+  }
+  return cert;
+}
+
 async function certificatePrincipal(req: Request, options: AuthOptions): Promise<Principal> {
   const socket = req.socket as TLSSocket;
-  const cert = socket.getPeerCertificate();
+  const cert = peerCertificateOf(socket);
   // With requestCert and rejectUnauthorized off, "no certificate" is an empty object.
   if (!cert || !cert.fingerprint) refuse(options, req, 'no client certificate');
   const now = Date.now();

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:https';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { isAbsolute, join, relative } from 'node:path';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { BatchExecutor } from '../batch/execute';
 import { hashPolicyOf, type Config } from '../config';
 import { ROOT_GROUP } from '../domain/principals';
@@ -161,6 +162,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       void app(req, res);
     },
   );
+  // A connection's client certificate is read once (authenticate.ts), so it must not change under it.
+  server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
   server.on('connection', (socket: Socket) => {
     connections.set(socket, peerOf(socket));
     socket.once('close', () => connections.delete(socket));
