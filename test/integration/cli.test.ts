@@ -90,6 +90,7 @@ describe('wrong usage', () => {
     ['a group is given without its subcommand', ['fingerprint'], /fingerprint needs one of the subcommands add, list, revoke/],
     ['the subcommand is unknown', ['fingerprint', 'delete', FINGERPRINT], /unknown command 'fingerprint delete/],
     ['an option is unknown', ['migrate', '--bogus'], /Unknown option '--bogus'/],
+    ['the pool size is not a positive number', ['migrate', '--db-pool', '0'], /db-pool/],
     ['fingerprint add has no fingerprint', ['fingerprint', 'add'], /fingerprint add takes 1 argument/],
     ['fingerprint add has two', ['fingerprint', 'add', FINGERPRINT, OTHER_FINGERPRINT], /fingerprint add takes 1 argument/],
     ['the fingerprint is not one', ['fingerprint', 'add', 'not-a-fingerprint'], /Invalid fingerprint: expected a SHA1 fingerprint/],
