@@ -1,0 +1,34 @@
+import { stageOf, summarize } from '../../bench/profile-summary';
+
+describe('bench/profile-summary: where a profiled server spent its time', () => {
+  const frame = (functionName: string, url: string) => ({ functionName, url });
+
+  test('when functions come from the batch path, then each is counted in its stage', () => {
+    expect(stageOf(frame('startTag', 'file:///r/dist-bench/src/batch/xml.js'))).toBe('XML reading (xml.ts)');
+    expect(stageOf(frame('readUser', 'file:///r/dist-bench/src/batch/parse.js'))).toBe('operation reading (parse.ts)');
+    expect(stageOf(frame('grant', 'file:///r/dist-bench/src/batch/plan.js'))).toBe('planning (plan.ts, domain)');
+    expect(stageOf(frame('exec', 'file:///r/node_modules/better-sqlite3/lib/methods/wrappers.js'))).toBe('SQLite BEGIN/COMMIT (the durable commit)');
+    expect(stageOf(frame('apply', 'file:///r/dist-bench/src/store/sqlite/sqlite-store.js'))).toBe('store: snapshot, writes, journal');
+    expect(stageOf(frame('writeHead', 'node:_http_server'))).toBe('HTTP, TLS, express and the rest');
+  });
+
+  test('when a profile has start-up and idle samples, then they are left out and the shares of the rest add up to 100 %', () => {
+    const summary = summarize({
+      nodes: [
+        { id: 1, callFrame: frame('generateKeyPairSync', 'node:internal/crypto/keygen') },
+        { id: 2, callFrame: frame('(idle)', '') },
+        { id: 3, callFrame: frame('startTag', 'file:///r/src/batch/xml.js') },
+        { id: 4, callFrame: frame('(garbage collector)', '') },
+      ],
+      samples: [1, 2, 3, 3, 4],
+      timeDeltas: [5000, 7000, 1000, 2000, 1000],
+    });
+    expect(summary).toEqual({
+      busyMs: 4,
+      stages: [
+        { stage: 'XML reading (xml.ts)', ms: 3, share: 75 },
+        { stage: 'garbage collection', ms: 1, share: 25 },
+      ],
+    });
+  });
+});
