@@ -339,7 +339,20 @@ export class PostgresStore implements Store {
       await turn;
       await client.query('SELECT pg_advisory_xact_lock($1::int8)', [BATCH_LOCK]);
       const result = await work(this.batchTransaction(client));
-      await client.query('COMMIT');
+      try {
+        await client.query('COMMIT');
+      } catch (err) {
+        const reason = unavailableReason(err);
+        if (reason === undefined) throw err;
+        broken ??= err;
+        // The COMMIT may have reached the database before the connection went: whether the batch
+        // is kept cannot be known here, so the answer says so. Re-sending is safe either way.
+        throw new FlexiError(
+          'store-unavailable',
+          `The store became unavailable while the batch was being committed (${reason}); it may or may not have been applied. Send it again: what was applied answers SKIPPED.`,
+          { 'Retry-After': '1' },
+        );
+      }
       return result;
     } catch (err) {
       if (isBroken(err)) broken ??= err;
