@@ -33,7 +33,7 @@ export function stageOf({ functionName: name, url }: CallFrame): string {
   if (/src\/batch\/render/.test(url)) return 'rendering the answer';
   if (/src\/batch\/execute/.test(url)) return 'executor';
   if (/better-sqlite3/.test(url) && name === 'exec') return 'SQLite BEGIN/COMMIT (the durable commit)';
-  if (/src\/store\/|better-sqlite3|node_modules\/pg/.test(url)) return 'store: snapshot, writes, journal';
+  if (/src\/store\/|better-sqlite3|node_modules\/pg(-[a-z]+)?\//.test(url)) return 'store: snapshot, writes, journal (and the pg driver)';
   return 'HTTP, TLS, express and the rest';
 }
 

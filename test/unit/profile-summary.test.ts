@@ -8,7 +8,7 @@ describe('bench/profile-summary: where a profiled server spent its time', () => 
     expect(stageOf(frame('readUser', 'file:///r/dist-bench/src/batch/parse.js'))).toBe('operation reading (parse.ts)');
     expect(stageOf(frame('grant', 'file:///r/dist-bench/src/batch/plan.js'))).toBe('planning (plan.ts, domain)');
     expect(stageOf(frame('exec', 'file:///r/node_modules/better-sqlite3/lib/methods/wrappers.js'))).toBe('SQLite BEGIN/COMMIT (the durable commit)');
-    expect(stageOf(frame('apply', 'file:///r/dist-bench/src/store/sqlite/sqlite-store.js'))).toBe('store: snapshot, writes, journal');
+    expect(stageOf(frame('apply', 'file:///r/dist-bench/src/store/sqlite/sqlite-store.js'))).toBe('store: snapshot, writes, journal (and the pg driver)');
     expect(stageOf(frame('writeHead', 'node:_http_server'))).toBe('HTTP, TLS, express and the rest');
   });
 
