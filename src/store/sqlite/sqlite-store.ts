@@ -4,48 +4,18 @@ import { dirname } from 'node:path';
 import type { Snapshot, SnapshotRequest } from '../../batch/plan';
 import type { AccessRecord } from '../../domain/access';
 import type { CompanyRecord } from '../../domain/companies';
-import type { Country } from '../../domain/org-types';
 import type { RoleCode } from '../../domain/roles';
-import { userKey, type UserRecord, type UserType } from '../../domain/users';
+import { userKey, type UserRecord } from '../../domain/users';
 import { FlexiError } from '../../errors';
 import { SerialQueue } from '../../util/serial-queue';
+import { toCompany, toFingerprint, toJournal, toUser, toView, USER_COLUMNS, type Row } from '../rows';
 import type { BatchTransaction, FingerprintRecord, JournalEntry, Store, StoredChangeSet, UserView } from '../store';
 import { SQLITE_MIGRATIONS } from './migrations';
 
-type Row = Record<string, unknown>;
 
-const USER_COLUMNS = `key, username, email, given_name, family_name, password_hash,
-  perm_manage_all, perm_create_company, perm_delete_company, perm_create_user,
-  perm_change_password, perm_grant_permission, perm_license_management,
-  default_role, blocked, block_message, user_type, deleted, license_group`;
 
 const SESSION_USER_COLUMNS = USER_COLUMNS.replace(/(\w+)/g, 'u.$1');
 
-function toUser(r: Row): UserRecord {
-  return {
-    key: r.key as string,
-    username: r.username as string,
-    email: r.email as string | null,
-    givenName: r.given_name as string | null,
-    familyName: r.family_name as string | null,
-    passwordHash: r.password_hash as string | null,
-    permissions: {
-      manageAll: r.perm_manage_all === 1,
-      createCompany: r.perm_create_company === 1,
-      deleteCompany: r.perm_delete_company === 1,
-      createUser: r.perm_create_user === 1,
-      changePassword: r.perm_change_password === 1,
-      grantPermission: r.perm_grant_permission === 1,
-      licenseManagement: r.perm_license_management === 1,
-    },
-    defaultRole: r.default_role as RoleCode | null,
-    blocked: r.blocked === 1,
-    blockMessage: r.block_message as string | null,
-    userType: r.user_type as UserType,
-    deleted: r.deleted === 1,
-    licenseGroup: r.license_group as string,
-  };
-}
 
 function userParams(u: UserRecord, now: string): unknown[] {
   const p = u.permissions;
@@ -58,42 +28,8 @@ function userParams(u: UserRecord, now: string): unknown[] {
   ];
 }
 
-function toCompany(r: Row): CompanyRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    country: r.country as Country,
-    regNo: r.reg_no as string | null,
-    vatId: r.vat_id as string | null,
-    type: r.type as string,
-    show: r.show === 1,
-    licenseGroup: r.license_group as string,
-  };
-}
 
-function toFingerprint(r: Row): FingerprintRecord {
-  return {
-    fingerprint: r.fingerprint as string,
-    scope: r.scope as string,
-    label: r.label as string | null,
-    createdAt: r.created_at as string,
-    revokedAt: r.revoked_at as string | null,
-  };
-}
 
-function toJournal(r: Row): JournalEntry {
-  return {
-    batchId: r.batch_id as string,
-    credential: r.credential as string,
-    principal: r.principal as string,
-    impersonated: r.impersonated as string | null,
-    scope: r.scope as string,
-    receivedAt: r.received_at as string,
-    finishedAt: r.finished_at as string,
-    bodySha256: r.body_sha256 as string,
-    resultXml: r.result_xml as string,
-  };
-}
 
 const UNAVAILABLE = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_READONLY']);
 
@@ -475,10 +411,6 @@ export class SqliteStore implements Store {
   }
 }
 
-function toView(u: UserRecord, access: UserView['access']): UserView {
-  const { key: _key, passwordHash: _hash, ...rest } = u;
-  return { ...rest, access };
-}
 
 function migrate(db: Database.Database): void {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
