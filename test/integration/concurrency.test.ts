@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { verifyPasswordSync } from '../../src/domain/passwords';
 import { dumpStore, journalSummary } from '../support/stores';
-import { generateBatch, Rng } from '../support/batch-generator';
+import { clientBatch, comparableDump, isGenerated, plainPasswordsOf } from '../support/contested';
 import { entries, startTestServer, type Response, type TestServer } from '../support/server';
 
 /**
@@ -16,89 +15,15 @@ import { entries, startTestServer, type Response, type TestServer } from '../sup
  */
 const CLIENTS = 8;
 const BATCHES_PER_CLIENT = 25;
+/** Seeds of this suite's batches (the two-server suite uses others). */
+const SEEDS = { generated: 9000, rng: 1 };
 const HASHING = { passwordHash: 'pbkdf2', pbkdf2Iterations: 1000 } as const;
 
-const SHARED_USERS = ['shared.anna', 'shared.petr', 'shared.eva', 'Shared.Petr'];
-const SHARED_COMPANIES = ['shared_alfa', 'shared_beta', 'shared_gama'];
-/** Companies that batches create and delete again, some within one batch. */
-const TEMP_COMPANIES = ['temp_one', 'temp_two'];
-const ROLES = ['ADMIN', 'UZIVATEL', 'UCETNI', 'SKLADNIK', 'JENCIST', 'ZABLOKOVAN'];
-const PERMISSIONS = ['manageAll', 'createCompany', 'deleteCompany', 'createUser', 'changePassword', 'grantPermission', 'licenseManagement'];
-/** Every plain password the batches use, so a salted hash can be compared by what it verifies. */
-const PLAIN_PASSWORDS = [
-  ...Array.from({ length: CLIENTS }, (_, c) => `password of client ${c}`),
-  'pw-one',
-  'pw-two',
-  'correct horse battery staple',
-];
+const PLAIN_PASSWORDS = plainPasswordsOf(CLIENTS);
 
 const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
-const isGenerated = (b: number): boolean => b % 5 === 4;
-
-/** Batch `b` of client `c`: client-specific values written over a small shared set of users, companies and grants. */
-function clientBatch(c: number, b: number): string {
-  // Every fifth batch is one of the property tests' random batches (atomic ones included) over their own pools.
-  if (isGenerated(b)) return generateBatch(9000 + c * 100 + b);
-  const r = new Rng(c * 1000 + b + 1);
-  const tag = `c${c}b${b}`;
-  const sharedUser = (): string => r.pick(SHARED_USERS);
-  const ops = [`<user><username>client${c}.counter</username><familyName>${b}</familyName></user>`];
-  const count = 8 + r.int(12);
-  for (let i = 0; i < count; i++) {
-    const kind = r.next();
-    if (kind < 0.3) {
-      const fields = [`<username>${sharedUser()}</username>`];
-      if (r.chance(0.7)) fields.push(`<email>${tag}@client${c}.example</email>`);
-      if (r.chance(0.5)) fields.push(`<familyName>Batch ${tag}</familyName>`);
-      if (r.chance(0.3)) fields.push(`<password>password of client ${c}</password>`);
-      if (r.chance(0.3)) fields.push(`<permissions>${PERMISSIONS.filter(() => r.chance(0.4)).map((p) => `<${p}>${r.chance(0.5)}</${p}>`).join('')}</permissions>`);
-      if (r.chance(0.2)) fields.push(`<defaultRole>${r.pick(ROLES)}</defaultRole>`);
-      if (r.chance(0.15)) fields.push(r.chance(0.5) ? `<blocked message="blocked by client ${c}">true</blocked>` : '<blocked>false</blocked>');
-      ops.push(r.chance(0.04) ? `<user action="delete"><username>${sharedUser()}</username></user>` : `<user>${fields.join('')}</user>`);
-    } else if (kind < 0.5) {
-      ops.push(`<company><id>${r.pick(SHARED_COMPANIES)}</id><name>Company ${tag}</name><country>${r.pick(['CZ', 'SK'])}</country><adminUser>${sharedUser()}</adminUser></company>`);
-    } else if (kind < 0.55) {
-      ops.push(`<company action="delete"><id>${r.pick(SHARED_COMPANIES)}</id></company>`);
-    } else if (kind < 0.67) {
-      const id = r.pick(TEMP_COMPANIES);
-      ops.push(`<company><id>${id}</id><name>Temporary ${tag}</name><country>CZ</country><adminUser>${sharedUser()}</adminUser></company>`);
-      if (r.chance(0.3)) ops.push(`<access user="${sharedUser()}" role="${r.pick(ROLES)}">${id}</access>`);
-      if (r.chance(0.5)) ops.push(`<company action="delete"><id>${id}</id></company>`);
-    } else if (kind < 0.72) {
-      ops.push(`<company action="delete"><id>${r.pick(TEMP_COMPANIES)}</id></company>`);
-    } else if (kind < 0.92) {
-      ops.push(`<access user="${sharedUser()}" role="${r.pick(ROLES)}">${r.pick([...SHARED_COMPANIES, ...TEMP_COMPANIES])}</access>`);
-    } else {
-      ops.push(`<access user="${sharedUser()}" action="delete">${r.pick([...SHARED_COMPANIES, ...TEMP_COMPANIES])}</access>`);
-    }
-  }
-  // Half of the clients send the id every client in the wild uses.
-  const id = c % 2 === 0 ? 'abc-123' : `client-${c}-${b}`;
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<flexibee-batch id="${id}">\n  ${ops.join('\n  ')}\n</flexibee-batch>\n`;
-}
-
 type Rows = Record<string, Array<Record<string, unknown>>>;
-
-/**
- * The store without its timestamps; a salted PBKDF2 hash is replaced by the plain password it
- * verifies (the salt is random, so two stores never hold the same bytes for the same password).
- */
-function comparableDump(db: string, plainPasswords: readonly string[] = PLAIN_PASSWORDS): Rows {
-  const dump = dumpStore(db) as Rows;
-  const out: Rows = {};
-  for (const [table, rows] of Object.entries(dump)) {
-    out[table] = rows.map((row) => {
-      const kept = Object.fromEntries(Object.entries(row).filter(([column]) => !column.endsWith('_at')));
-      const hash = kept.password_hash;
-      if (typeof hash === 'string' && hash.startsWith('pbkdf2:')) {
-        kept.password_hash = `verifies: ${plainPasswords.find((pw) => verifyPasswordSync(hash, pw)) ?? 'none of the plain passwords tried'}`;
-      }
-      return kept;
-    });
-  }
-  return out;
-}
 
 /** Executed bodies in commit order; every journalled body must be one the test sent. */
 function journalOrder(db: string, bodies: Map<string, string>): Array<{ batchId: string; sha: string; body: string }> {
@@ -142,7 +67,7 @@ describe('concurrent batches', () => {
     await Promise.all(
       Array.from({ length: CLIENTS }, async (_, c) => {
         for (let b = 0; b < BATCHES_PER_CLIENT; b++) {
-          const body = clientBatch(c, b);
+          const body = clientBatch(c, b, SEEDS);
           const sha = sha256(body);
           expect(bodies.has(sha)).toBe(false);
           bodies.set(sha, body);
@@ -160,7 +85,7 @@ describe('concurrent batches', () => {
     const order = journalOrder(server.db, bodies);
     // Each batch executed exactly once.
     expect(order.map((o) => o.sha).sort()).toEqual([...bodies.keys()].sort());
-    const concurrent = comparableDump(server.db);
+    const concurrent = comparableDump(server.db, PLAIN_PASSWORDS);
 
     // No update lost: each client's own counter holds its last batch (the generated ones do not touch it).
     const lastCounted = Math.max(...Array.from({ length: BATCHES_PER_CLIENT }, (_, b) => b).filter((b) => !isGenerated(b)));
@@ -174,7 +99,7 @@ describe('concurrent batches', () => {
 
     const fresh = await start();
     expect(await replay(order, answers, fresh)).toEqual([]);
-    expect(comparableDump(fresh.db)).toEqual(concurrent);
+    expect(comparableDump(fresh.db, PLAIN_PASSWORDS)).toEqual(concurrent);
   }, 120_000);
 
   describe('the same batch id at the same moment', () => {
@@ -236,8 +161,12 @@ describe('concurrent batches', () => {
 
       const fresh = await start(SLOW);
       expect(await replay(order, answers, fresh)).toEqual([]);
-      // (Their passwords are not compared by what they verify: at these iterations that is slow, and the test above does it.)
-      expect(comparableDump(fresh.db, [])).toEqual(comparableDump(server.db, []));
+      // Salted passwords are not compared by what they verify: at these iterations that is slow, and the test above does it.
+      const unsalted = (rows: Rows): Rows => ({
+        ...rows,
+        users: rows.users.map((u) => (String(u.password_hash).startsWith('pbkdf2:') ? { ...u, password_hash: 'pbkdf2 (not compared)' } : u)),
+      });
+      expect(unsalted(comparableDump(fresh.db, []))).toEqual(unsalted(comparableDump(server.db, [])));
     }, 60_000);
   });
 });

@@ -4,8 +4,8 @@ import { startCluster, type Cluster } from '../../support/postgres-cluster';
 import { entries, freshPkiDir } from '../../support/server';
 import { logLines, type Spawned } from '../../support/spawned';
 import { dropTestDb, dumpStore, journalSummary, newTestDb } from '../../support/stores';
+import { comparableDump } from '../../support/contested';
 import {
-  comparableDump,
   envelopeMessage,
   executions,
   getPath,

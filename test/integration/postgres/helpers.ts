@@ -3,9 +3,8 @@ import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import pg from 'pg';
-import { verifyPasswordSync } from '../../../src/domain/passwords';
 import { validateAnswer } from '../../support/server';
-import { dumpStore, journalRows, queryRows } from '../../support/stores';
+import { journalRows, queryRows } from '../../support/stores';
 import { listeningPort, logLines, sendBatch, spawnServe, type Answer, type Spawned } from '../../support/spawned';
 
 /** Shared pieces of the PostgreSQL-only integration tests (several processes, the database going away). */
@@ -146,30 +145,6 @@ export async function stopServer(server: Spawned, timeoutMs = 40_000): Promise<{
 /** The log lines of a server that answered a 5xx other than 503, and its error lines ("unexpected error": a 500). */
 export function serverFaults(server: Spawned): Array<Record<string, unknown>> {
   return logLines(server).filter((l) => (typeof l.status === 'number' && l.status >= 500 && l.status !== 503) || l.level === 'error');
-}
-
-type Rows = Record<string, Array<Record<string, unknown>>>;
-
-/**
- * The store without its timestamps, comparable between two databases: a salted hash of a plain
- * password (a fresh salt each time) becomes the plain password it verifies; a hash none of
- * `plainPasswords` verifies (a pre-hashed one the batch gave) stays as stored.
- */
-export function comparableDump(db: string, plainPasswords: readonly string[]): Rows {
-  const dump = dumpStore(db) as Rows;
-  const out: Rows = {};
-  for (const [table, rows] of Object.entries(dump)) {
-    out[table] = rows.map((row) => {
-      const kept = Object.fromEntries(Object.entries(row).filter(([column]) => !column.endsWith('_at')));
-      const hash = kept.password_hash;
-      if (typeof hash === 'string') {
-        const plain = plainPasswords.find((pw) => verifyPasswordSync(hash, pw));
-        if (plain !== undefined) kept.password_hash = `verifies: ${plain}`;
-      }
-      return kept;
-    });
-  }
-  return out;
 }
 
 export interface Execution {

@@ -1,12 +1,11 @@
 import { rmSync } from 'node:fs';
 import { isPostgresUrl } from '../../../src/store/open-store';
-import { generateBatch, Rng } from '../../support/batch-generator';
 import { entries, freshPkiDir } from '../../support/server';
 import { logLines, sendBatch, type Spawned } from '../../support/spawned';
+import { clientBatch, comparableDump, isGenerated, plainPasswordsOf } from '../../support/contested';
 import { dropTestDb, dumpStore, newTestDb, queryRows } from '../../support/stores';
 import {
   answered,
-  comparableDump,
   envelopeMessage,
   executions,
   getPath,
@@ -32,58 +31,9 @@ import {
 const CLIENTS = 8;
 const BATCHES_PER_CLIENT = 20;
 
-const SHARED_USERS = ['shared.anna', 'shared.petr', 'shared.eva', 'Shared.Petr'];
-const SHARED_COMPANIES = ['shared_alfa', 'shared_beta', 'shared_gama'];
-/** Companies that batches create and delete again, some within one batch. */
-const TEMP_COMPANIES = ['temp_one', 'temp_two'];
-const ROLES = ['ADMIN', 'UZIVATEL', 'UCETNI', 'SKLADNIK', 'JENCIST', 'ZABLOKOVAN'];
-const PERMISSIONS = ['manageAll', 'createCompany', 'deleteCompany', 'createUser', 'changePassword', 'grantPermission', 'licenseManagement'];
-/** Every plain password the batches use (the generated batches' too), so a salted hash compares by what it verifies. */
-const PLAIN_PASSWORDS = [...Array.from({ length: CLIENTS }, (_, c) => `password of client ${c}`), 'pw-one', 'pw-two', 'correct horse battery staple'];
-
-const isGenerated = (b: number): boolean => b % 5 === 4;
-
-/** Batch `b` of client `c`: its own counter, then client-specific values written over a small shared set of users, companies and grants. */
-function clientBatch(c: number, b: number): string {
-  // Every fifth batch is one of the property tests' random batches over their own small pools.
-  if (isGenerated(b)) return generateBatch(7000 + c * 100 + b);
-  const r = new Rng(c * 1000 + b + 17);
-  const tag = `c${c}b${b}`;
-  const sharedUser = (): string => r.pick(SHARED_USERS);
-  const ops = [`<user><username>client${c}.counter</username><familyName>${b}</familyName></user>`];
-  const count = 8 + r.int(12);
-  for (let i = 0; i < count; i++) {
-    const kind = r.next();
-    if (kind < 0.3) {
-      const fields = [`<username>${sharedUser()}</username>`];
-      if (r.chance(0.7)) fields.push(`<email>${tag}@client${c}.example</email>`);
-      if (r.chance(0.5)) fields.push(`<familyName>Batch ${tag}</familyName>`);
-      if (r.chance(0.3)) fields.push(`<password>password of client ${c}</password>`);
-      if (r.chance(0.3)) fields.push(`<permissions>${PERMISSIONS.filter(() => r.chance(0.4)).map((p) => `<${p}>${r.chance(0.5)}</${p}>`).join('')}</permissions>`);
-      if (r.chance(0.2)) fields.push(`<defaultRole>${r.pick(ROLES)}</defaultRole>`);
-      if (r.chance(0.15)) fields.push(r.chance(0.5) ? `<blocked message="blocked by client ${c}">true</blocked>` : '<blocked>false</blocked>');
-      ops.push(r.chance(0.04) ? `<user action="delete"><username>${sharedUser()}</username></user>` : `<user>${fields.join('')}</user>`);
-    } else if (kind < 0.5) {
-      ops.push(`<company><id>${r.pick(SHARED_COMPANIES)}</id><name>Company ${tag}</name><country>${r.pick(['CZ', 'SK'])}</country><adminUser>${sharedUser()}</adminUser></company>`);
-    } else if (kind < 0.55) {
-      ops.push(`<company action="delete"><id>${r.pick(SHARED_COMPANIES)}</id></company>`);
-    } else if (kind < 0.67) {
-      const id = r.pick(TEMP_COMPANIES);
-      ops.push(`<company><id>${id}</id><name>Temporary ${tag}</name><country>CZ</country><adminUser>${sharedUser()}</adminUser></company>`);
-      if (r.chance(0.3)) ops.push(`<access user="${sharedUser()}" role="${r.pick(ROLES)}">${id}</access>`);
-      if (r.chance(0.5)) ops.push(`<company action="delete"><id>${id}</id></company>`);
-    } else if (kind < 0.72) {
-      ops.push(`<company action="delete"><id>${r.pick(TEMP_COMPANIES)}</id></company>`);
-    } else if (kind < 0.92) {
-      ops.push(`<access user="${sharedUser()}" role="${r.pick(ROLES)}">${r.pick([...SHARED_COMPANIES, ...TEMP_COMPANIES])}</access>`);
-    } else {
-      ops.push(`<access user="${sharedUser()}" action="delete">${r.pick([...SHARED_COMPANIES, ...TEMP_COMPANIES])}</access>`);
-    }
-  }
-  // Half of the clients send the id every client in the wild uses.
-  const id = c % 2 === 0 ? 'abc-123' : `client-${c}-${b}`;
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<flexibee-batch id="${id}">\n  ${ops.join('\n  ')}\n</flexibee-batch>\n`;
-}
+/** Seeds of this suite's batches, apart from concurrency.test.ts's. */
+const SEEDS = { generated: 7000, rng: 17 };
+const PLAIN_PASSWORDS = plainPasswordsOf(CLIENTS);
 
 const pad = (n: number): string => String(n).padStart(5, '0');
 
@@ -161,7 +111,7 @@ describe('two serve processes on one PostgreSQL database', () => {
     await Promise.all(
       Array.from({ length: CLIENTS }, async (_, c) => {
         for (let n = 0; n < BATCHES_PER_CLIENT; n++) {
-          const body = clientBatch(c, n);
+          const body = clientBatch(c, n, SEEDS);
           const sha = sha256(body);
           expect(bodies.has(sha)).toBe(false);
           bodies.set(sha, body);
