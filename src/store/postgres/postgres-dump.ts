@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { JournalRow } from '../sqlite/sqlite-dump';
 
 /**
@@ -171,15 +172,39 @@ function nameOf(url: string): string {
 const TERMINATE = (name: string): string =>
   `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '${name}' AND pid <> pg_backend_pid();\n`;
 
-/** Drops the test databases of earlier runs whose process is gone (a test run that was killed). */
-function dropStale(): void {
+/** The parent of a process, from /proc (Linux); undefined where that cannot be read. */
+function parentOf(pid: number): number | undefined {
+  try {
+    // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Drops the test databases of processes that are gone (a run that was killed), and, given
+ * `parent`, those of that process and its children: a test runner's teardown passes its own
+ * pid once every test has run (tests run in its workers, or in it when run in band), because
+ * the workers may still be winding down and an exit hook in a worker is not always run.
+ */
+export function dropLeftoverTestDatabases(parent?: number): void {
   const names = psql(ADMIN_URL, "SELECT datname FROM pg_database WHERE datname LIKE 'flexi\\_test\\_%';\n").split('\n').filter(Boolean);
   for (const name of names) {
     const pid = Number(/^flexi_test_(\d+)_/.exec(name)?.[1]);
-    if (!pid || pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-    } catch {
+    if (!pid) continue;
+    const ours = parent !== undefined && (pid === parent || parentOf(pid) === parent);
+    if (ours || (pid !== process.pid && !isAlive(pid))) {
       psql(ADMIN_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE);\n`);
     }
   }
@@ -190,7 +215,7 @@ function dropCreated(): void {
     try {
       psql(ADMIN_URL, `DROP DATABASE IF EXISTS ${nameOf(url)} WITH (FORCE);\n`);
     } catch {
-      // PostgreSQL went away before the process: the next run's dropStale removes them.
+      // PostgreSQL went away before the process: the next run drops them (dropLeftoverTestDatabases).
     }
   }
   created.clear();
@@ -210,7 +235,7 @@ export function createTestDatabase(): string {
   const name = testDatabaseName();
   try {
     if (created.size === 0) {
-      dropStale();
+      dropLeftoverTestDatabases();
       process.once('exit', dropCreated);
     }
     psql(ADMIN_URL, `CREATE DATABASE ${name};\n`);
