@@ -15,6 +15,34 @@ export const USER_COLUMNS = `key, username, email, given_name, family_name, pass
   perm_change_password, perm_grant_permission, perm_license_management,
   default_role, blocked, block_message, user_type, deleted, license_group`;
 
+/** USER_COLUMNS of the table aliased `alias` in a join. */
+export const userColumnsOf = (alias: string): string => USER_COLUMNS.replace(/(\w+)/g, `${alias}.$1`);
+
+/** 0/1, as both stores keep flags. */
+export const bit = (b: boolean): number => (b ? 1 : 0);
+
+/** The values of USER_COLUMNS for one user, then created_at and updated_at. */
+export function userValues(u: UserRecord, now: string): unknown[] {
+  const p = u.permissions;
+  return [
+    u.key, u.username, u.email, u.givenName, u.familyName, u.passwordHash,
+    bit(p.manageAll), bit(p.createCompany), bit(p.deleteCompany), bit(p.createUser),
+    bit(p.changePassword), bit(p.grantPermission), bit(p.licenseManagement),
+    u.defaultRole, bit(u.blocked), u.blockMessage, u.userType, bit(u.deleted), u.licenseGroup, now, now,
+  ];
+}
+
+/**
+ * The conflict clause of a user upsert, the same in SQLite and PostgreSQL: every column but the
+ * key and created_at takes the new value.
+ */
+export const USER_UPSERT_CONFLICT = `ON CONFLICT (key) DO UPDATE SET ${USER_COLUMNS.split(',')
+  .map((c) => c.trim())
+  .filter((c) => c !== 'key')
+  .concat('updated_at')
+  .map((c) => `${c} = excluded.${c}`)
+  .join(', ')}`;
+
 export function toUser(r: Row): UserRecord {
   return {
     key: r.key as string,

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { bit } from '../rows';
 import type { BaselineRows } from '../sqlite/sqlite-baseline';
 import { PostgresStore, withDefaultUser } from './postgres-store';
-
-const bit = (b: boolean): number => (b ? 1 : 0);
 
 /**
  * The PostgreSQL floor of the batch benchmark (`npm run bench --db postgres://…`, phase E), the

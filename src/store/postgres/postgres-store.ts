@@ -6,18 +6,9 @@ import type { CompanyRecord } from '../../domain/companies';
 import type { RoleCode } from '../../domain/roles';
 import { userKey, type UserRecord } from '../../domain/users';
 import { FlexiError } from '../../errors';
-import { toCompany, toFingerprint, toJournal, toUser, toView, USER_COLUMNS, type Row } from '../rows';
+import { bit, toCompany, toFingerprint, toJournal, toUser, toView, USER_COLUMNS, USER_UPSERT_CONFLICT, userColumnsOf, userValues, type Row } from '../rows';
 import type { BatchTransaction, FingerprintRecord, JournalEntry, Store, StoredChangeSet, UserView } from '../store';
 import { POSTGRES_MIGRATIONS } from './migrations';
-
-
-
-const prefixed = (alias: string): string => USER_COLUMNS.replace(/(\w+)/g, `${alias}.$1`);
-
-
-
-
-
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -117,8 +108,6 @@ function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
-
-const bit = (b: boolean): number => (b ? 1 : 0);
 
 /** BIGINT (oid 20) as a JS number, for this store's pool only; every other type as node-postgres reads it. */
 const TYPES = {
@@ -357,27 +346,11 @@ export class PostgresStore implements Store {
         }
         for (const users of chunks(changes.users)) {
           const columns: unknown[][] = Array.from({ length: 21 }, () => []);
-          for (const u of users) {
-            const p = u.permissions;
-            const values = [
-              u.key, u.username, u.email, u.givenName, u.familyName, u.passwordHash,
-              bit(p.manageAll), bit(p.createCompany), bit(p.deleteCompany), bit(p.createUser),
-              bit(p.changePassword), bit(p.grantPermission), bit(p.licenseManagement),
-              u.defaultRole, bit(u.blocked), u.blockMessage, u.userType, bit(u.deleted), u.licenseGroup, now, now,
-            ];
-            values.forEach((v, i) => columns[i].push(v));
-          }
+          for (const u of users) userValues(u, now).forEach((v, i) => columns[i].push(v));
           const types = ['text', 'text', 'text', 'text', 'text', 'text', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'text', 'int', 'text', 'text', 'int', 'text', 'text', 'text'];
           await q(`INSERT INTO users (${USER_COLUMNS}, created_at, updated_at)
               SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})
-            ON CONFLICT (key) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email,
-              given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name, password_hash = EXCLUDED.password_hash,
-              perm_manage_all = EXCLUDED.perm_manage_all, perm_create_company = EXCLUDED.perm_create_company,
-              perm_delete_company = EXCLUDED.perm_delete_company, perm_create_user = EXCLUDED.perm_create_user,
-              perm_change_password = EXCLUDED.perm_change_password, perm_grant_permission = EXCLUDED.perm_grant_permission,
-              perm_license_management = EXCLUDED.perm_license_management, default_role = EXCLUDED.default_role,
-              blocked = EXCLUDED.blocked, block_message = EXCLUDED.block_message, user_type = EXCLUDED.user_type,
-              deleted = EXCLUDED.deleted, license_group = EXCLUDED.license_group, updated_at = EXCLUDED.updated_at`, columns);
+            ${USER_UPSERT_CONFLICT}`, columns);
         }
         // Deleting or blocking a user ends its sessions, so a later restore or unblock does not revive them.
         for (const keys of chunks(changes.users.filter((u) => u.deleted || u.blocked).map((u) => u.key))) {
@@ -421,13 +394,13 @@ export class PostgresStore implements Store {
 
   // One statement each, so a listing sees one committed state (never a batch half-way).
   async listUsers(scope: string): Promise<UserView[]> {
-    const rows = await this.query(`${SCOPE_CTE} SELECT ${prefixed('u')}, ${PostgresStore.ACCESS_OF_USER} FROM users u
+    const rows = await this.query(`${SCOPE_CTE} SELECT ${userColumnsOf('u')}, ${PostgresStore.ACCESS_OF_USER} FROM users u
                 WHERE u.deleted = 0 AND u.license_group IN (SELECT id FROM scope) ORDER BY u.key`, [scope]);
     return rows.map((r) => toView(toUser(r), r.access as UserView['access']));
   }
 
   async findUser(scope: string, username: string): Promise<UserView | undefined> {
-    const [row] = await this.query(`${SCOPE_CTE} SELECT ${prefixed('u')}, ${PostgresStore.ACCESS_OF_USER} FROM users u
+    const [row] = await this.query(`${SCOPE_CTE} SELECT ${userColumnsOf('u')}, ${PostgresStore.ACCESS_OF_USER} FROM users u
                 WHERE u.key = $2 AND u.deleted = 0 AND u.license_group IN (SELECT id FROM scope)`, [scope, userKey(username)]);
     return row ? toView(toUser(row), row.access as UserView['access']) : undefined;
   }
@@ -469,7 +442,7 @@ export class PostgresStore implements Store {
   async useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined> {
     const [row] = await this.query(`WITH expired AS (DELETE FROM sessions WHERE last_used_at < $2),
         used AS (UPDATE sessions SET last_used_at = $3 WHERE id_hash = $1 AND last_used_at >= $2 RETURNING user_key)
-      SELECT ${prefixed('u')} FROM used JOIN users u ON u.key = used.user_key`, [idHash, now - idleMs, now]);
+      SELECT ${userColumnsOf('u')} FROM used JOIN users u ON u.key = used.user_key`, [idHash, now - idleMs, now]);
     return row ? toUser(row) : undefined;
   }
 

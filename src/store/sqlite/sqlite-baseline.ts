@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type { AccessRecord } from '../../domain/access';
 import type { CompanyRecord } from '../../domain/companies';
 import type { UserRecord } from '../../domain/users';
+import { bit, USER_COLUMNS, userValues } from '../rows';
 import { SqliteStore } from './sqlite-store';
 
 /** The rows a batch leaves in the store: users, companies and access grants. */
@@ -10,8 +11,6 @@ export interface BaselineRows {
   companies: readonly CompanyRecord[];
   access: readonly AccessRecord[];
 }
-
-const bit = (b: boolean): number => (b ? 1 : 0);
 
 /**
  * The floor the batch benchmark (`npm run bench`, phase E) compares the server with: the same
@@ -31,25 +30,13 @@ export async function writeBaseline(path: string, rows: BaselineRows): Promise<n
     db.pragma('foreign_keys = ON');
     const started = process.hrtime.bigint();
     const now = new Date().toISOString();
-    const insertUser = db.prepare(`INSERT INTO users (key, username, email, given_name, family_name, password_hash,
-        perm_manage_all, perm_create_company, perm_delete_company, perm_create_user,
-        perm_change_password, perm_grant_permission, perm_license_management,
-        default_role, blocked, block_message, user_type, deleted, license_group, created_at, updated_at)
-      VALUES (${Array(21).fill('?').join(', ')})`);
+    const insertUser = db.prepare(`INSERT INTO users (${USER_COLUMNS}, created_at, updated_at) VALUES (${Array(21).fill('?').join(', ')})`);
     const insertCompany = db.prepare(`INSERT INTO companies
         (id, name, country, reg_no, vat_id, type, show, license_group, created_at, updated_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const insertAccess = db.prepare('INSERT INTO access (user_key, company_id, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)');
     db.transaction(() => {
-      for (const u of rows.users) {
-        const p = u.permissions;
-        insertUser.run(
-          u.key, u.username, u.email, u.givenName, u.familyName, u.passwordHash,
-          bit(p.manageAll), bit(p.createCompany), bit(p.deleteCompany), bit(p.createUser),
-          bit(p.changePassword), bit(p.grantPermission), bit(p.licenseManagement),
-          u.defaultRole, bit(u.blocked), u.blockMessage, u.userType, bit(u.deleted), u.licenseGroup, now, now,
-        );
-      }
+      for (const u of rows.users) insertUser.run(userValues(u, now));
       for (const c of rows.companies) {
         insertCompany.run(c.id, c.name, c.country, c.regNo, c.vatId, c.type, bit(c.show), c.licenseGroup, now, now);
       }

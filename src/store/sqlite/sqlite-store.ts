@@ -8,28 +8,9 @@ import type { RoleCode } from '../../domain/roles';
 import { userKey, type UserRecord } from '../../domain/users';
 import { FlexiError } from '../../errors';
 import { SerialQueue } from '../../util/serial-queue';
-import { toCompany, toFingerprint, toJournal, toUser, toView, USER_COLUMNS, type Row } from '../rows';
+import { toCompany, toFingerprint, toJournal, toUser, toView, USER_COLUMNS, USER_UPSERT_CONFLICT, userColumnsOf, userValues, type Row } from '../rows';
 import type { BatchTransaction, FingerprintRecord, JournalEntry, Store, StoredChangeSet, UserView } from '../store';
 import { SQLITE_MIGRATIONS } from './migrations';
-
-
-
-const SESSION_USER_COLUMNS = USER_COLUMNS.replace(/(\w+)/g, 'u.$1');
-
-
-function userParams(u: UserRecord, now: string): unknown[] {
-  const p = u.permissions;
-  const bit = (b: boolean): number => (b ? 1 : 0);
-  return [
-    u.key, u.username, u.email, u.givenName, u.familyName, u.passwordHash,
-    bit(p.manageAll), bit(p.createCompany), bit(p.deleteCompany), bit(p.createUser),
-    bit(p.changePassword), bit(p.grantPermission), bit(p.licenseManagement),
-    u.defaultRole, bit(u.blocked), u.blockMessage, u.userType, bit(u.deleted), u.licenseGroup, now, now,
-  ];
-}
-
-
-
 
 const UNAVAILABLE = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_READONLY']);
 
@@ -188,16 +169,8 @@ export class SqliteStore implements Store {
         const deleteCompany = this.statement(db, 'DELETE FROM companies WHERE id = ?');
         for (const id of changes.deletedCompanies) deleteCompany.run(id);
         const upsertUser = this.statement(db, `INSERT INTO users (${USER_COLUMNS}, created_at, updated_at)
-            VALUES (${Array(21).fill('?').join(', ')})
-          ON CONFLICT(key) DO UPDATE SET username = excluded.username, email = excluded.email,
-            given_name = excluded.given_name, family_name = excluded.family_name, password_hash = excluded.password_hash,
-            perm_manage_all = excluded.perm_manage_all, perm_create_company = excluded.perm_create_company,
-            perm_delete_company = excluded.perm_delete_company, perm_create_user = excluded.perm_create_user,
-            perm_change_password = excluded.perm_change_password, perm_grant_permission = excluded.perm_grant_permission,
-            perm_license_management = excluded.perm_license_management, default_role = excluded.default_role,
-            blocked = excluded.blocked, block_message = excluded.block_message, user_type = excluded.user_type,
-            deleted = excluded.deleted, license_group = excluded.license_group, updated_at = excluded.updated_at`);
-        for (const u of changes.users) upsertUser.run(userParams(u, now));
+            VALUES (${Array(21).fill('?').join(', ')}) ${USER_UPSERT_CONFLICT}`);
+        for (const u of changes.users) upsertUser.run(userValues(u, now));
         // Deleting or blocking a user ends its sessions, so a later restore or unblock does not revive them.
         const endSessions = this.statement(db, 'DELETE FROM sessions WHERE user_key = ?');
         for (const u of changes.users) if (u.deleted || u.blocked) endSessions.run(u.key);
@@ -339,7 +312,7 @@ export class SqliteStore implements Store {
   useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined> {
     return this.write((db) => {
       this.expireSessions(db, now, idleMs);
-      const row = this.statement(db, `SELECT ${SESSION_USER_COLUMNS} FROM sessions s JOIN users u ON u.key = s.user_key WHERE s.id_hash = ?`)
+      const row = this.statement(db, `SELECT ${userColumnsOf('u')} FROM sessions s JOIN users u ON u.key = s.user_key WHERE s.id_hash = ?`)
         .get(idHash) as Row | undefined;
       if (!row) return undefined;
       this.statement(db, 'UPDATE sessions SET last_used_at = ? WHERE id_hash = ?').run(now, idHash);
@@ -410,7 +383,6 @@ export class SqliteStore implements Store {
     this.writer.close();
   }
 }
-
 
 function migrate(db: Database.Database): void {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
