@@ -23,7 +23,7 @@ import { PERMISSION_NAMES } from '../../src/domain/permissions';
 import type { HashPolicy } from '../../src/domain/passwords';
 import type { Principal } from '../../src/domain/principals';
 import { openStore } from '../../src/store/open-store';
-import { dropTestDb, dumpStore, newTestDb } from '../support/stores';
+import { dropTestDb, dumpStore, newTestDb, withoutTimestampsOf } from '../support/stores';
 import { generateBatch } from '../support/batch-generator';
 import { contested, emptyState, idempotentBySpec, passwordIs, runModel, stateData, type ModelResult, type ModelState } from '../support/batch-model';
 import { entries } from '../support/server';
@@ -180,18 +180,6 @@ function storeAsModel(dump: Dump, model: ModelState): unknown {
     .map((r) => [`${r.user_key}\u0000${r.company_id}`, r.role] as [string, unknown])
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return { users, companies, grants };
-}
-
-/** The dump with the bookkeeping timestamps of these companies (deleted and created again) and their grants left out. */
-function withoutTimestampsOf(dump: Dump, recreated: Set<string>): Dump {
-  const strip = (rows: unknown[], idColumn: string): unknown[] =>
-    rows.map((row) => {
-      const r = row as Row;
-      if (!recreated.has(r[idColumn] as string)) return r;
-      const { created_at: _c, updated_at: _u, ...rest } = r;
-      return rest;
-    });
-  return { ...dump, companies: strip(dump.companies, 'id'), access: strip(dump.access, 'company_id') };
 }
 
 const SEEDS = 300;

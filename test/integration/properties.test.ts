@@ -32,7 +32,7 @@ import type { UserRecord } from '../../src/domain/users';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
 import type { JournalRow } from '../../src/store/sqlite/sqlite-dump';
-import { dropTestDb, dumpWithJournal, newTestDb } from '../support/stores';
+import { dropTestDb, dumpWithJournal, newTestDb, withoutTimestampsOf } from '../support/stores';
 import { generateBatch } from '../support/batch-generator';
 import { contested, emptyState, idempotentBySpec, recordsAsModel, runModel, stateData, type ModelResult, type ModelState } from '../support/batch-model';
 import { entries } from '../support/server';
@@ -276,15 +276,3 @@ describe('BatchExecutor on the store against the reference model (SPEC §4, §5,
     expect(held).toBeGreaterThan(2 * excused);
   });
 });
-
-/** The dump without the bookkeeping timestamps of these companies (deleted and created again) and of their grants. */
-function withoutTimestampsOf(dump: Dump, recreated: Set<string>): Dump {
-  const strip = (rows: unknown[], idColumn: string): unknown[] =>
-    rows.map((row) => {
-      const r = row as Row;
-      if (!recreated.has(r[idColumn] as string)) return r;
-      const { created_at: _c, updated_at: _u, ...rest } = r;
-      return rest;
-    });
-  return { ...dump, companies: strip(dump.companies, 'id'), access: strip(dump.access, 'company_id') };
-}

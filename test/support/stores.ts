@@ -54,3 +54,18 @@ export const integrityCheck = (db: string): string =>
     )[0].n;
     return Number(orphans) === 0 ? 'ok' : `${String(orphans)} rows refer to a missing user or company`;
   });
+
+/**
+ * A dump without the bookkeeping timestamps of these companies (deleted and created again) and
+ * of their grants: a re-send that re-creates them gives new times, and only those may differ.
+ */
+export function withoutTimestampsOf(dump: Record<string, unknown[]>, recreated: ReadonlySet<string>): Record<string, unknown[]> {
+  const strip = (rows: unknown[], idColumn: string): unknown[] =>
+    rows.map((row) => {
+      const r = row as Record<string, unknown>;
+      if (!recreated.has(r[idColumn] as string)) return r;
+      const { created_at: _c, updated_at: _u, ...rest } = r;
+      return rest;
+    });
+  return { ...dump, companies: strip(dump.companies, 'id'), access: strip(dump.access, 'company_id') };
+}
