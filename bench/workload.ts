@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import type { AccessRecord } from '../src/domain/access';
 import type { CompanyRecord } from '../src/domain/companies';
 import { defaultOrgType } from '../src/domain/org-types';
-import { noPermissions } from '../src/domain/permissions';
 import { ROOT_GROUP } from '../src/domain/principals';
 import type { RoleCode } from '../src/domain/roles';
-import { userKey, type UserRecord } from '../src/domain/users';
+import { newUserRecord, type UserRecord } from '../src/domain/users';
 import type { BaselineRows } from '../src/store/sqlite/sqlite-baseline';
 
 /** How many of each entity one batch holds; A is 4 000 / 2 000 / 4 000 at scale 1. */
@@ -39,21 +38,7 @@ export function preHashed(salt: string, plain: string): { stored: string; elemen
 }
 
 function userRecord(username: string, passwordHash: string | null, familyName: string): UserRecord {
-  return {
-    key: userKey(username),
-    username,
-    email: `${username}@bench.example`,
-    givenName: 'Bench',
-    familyName,
-    passwordHash,
-    permissions: noPermissions(),
-    defaultRole: null,
-    blocked: false,
-    blockMessage: null,
-    userType: 'NORMAL',
-    deleted: false,
-    licenseGroup: ROOT_GROUP,
-  };
+  return { ...newUserRecord(username, ROOT_GROUP), email: `${username}@bench.example`, givenName: 'Bench', familyName, passwordHash };
 }
 
 function userElement(u: UserRecord, password: string): string {
