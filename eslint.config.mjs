@@ -11,6 +11,15 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  // The worker modules of test/support/workers are plain CommonJS that Node loads itself (outside jest's transform).
+  {
+    files: ['test/**/*.js'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'writable', process: 'readonly', Buffer: 'readonly', console: 'readonly', __dirname: 'readonly', WebAssembly: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   // Each database driver stays inside its store: the batch and domain code must not know which store runs.
   {
     files: ['src/**/*.ts'],

@@ -1,7 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { callSync } from './sync-call';
 
 export type SchemaName = 'batch' | 'batch-result' | 'winstrom-error';
 
@@ -11,23 +9,21 @@ export function schemaPath(schema: SchemaName): string {
   return path.join(REPO_ROOT, 'schemas', `${schema}.xsd`);
 }
 
-/** Validates with the real xmllint, so the schemas are checked by the tool operators use. */
+interface Checked {
+  ok: boolean;
+  messages: string[];
+}
+
+/**
+ * Validates with libxml2's own xmllint (compiled to WebAssembly, see workers/xmllint.js), so the
+ * schemas are checked by the tool operators use, and no system package is needed.
+ */
 export function assertValidXml(xml: string, schema: SchemaName): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flexi-xmllint-'));
-  const file = path.join(dir, 'document.xml');
-  try {
-    fs.writeFileSync(file, xml);
-    execFileSync('xmllint', ['--noout', '--nonet', '--schema', schemaPath(schema), file], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  } catch (err) {
-    const error = err as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (error.code === 'ENOENT') {
-      throw new Error('xmllint is not installed (apt-get install libxml2-utils).');
-    }
-    const stderr = error.stderr?.toString().trim();
-    throw new Error(`Document is not valid against ${schema}.xsd:\n${stderr || error.message}`);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const { ok, messages } = callSync<Checked>('xmllint.js', 'check', xml, schemaPath(schema));
+  if (!ok) throw new Error(`Document is not valid against ${schema}.xsd:\n${messages.join('\n')}`);
+}
+
+/** Whether xmllint finds `xml` well-formed (no schema). */
+export function isWellFormed(xml: string): boolean {
+  return callSync<Checked>('xmllint.js', 'check', xml, null).ok;
 }
