@@ -31,6 +31,7 @@ module.exports = {
       roots: ['<rootDir>/test/integration'],
       testPathIgnorePatterns: ['/test/integration/start\\.test\\.ts$', '/test/integration/bench\\.test\\.ts$'],
       globals: { FLEXI_TEST_STORE: 'postgres' },
+      globalSetup: '<rootDir>/test/support/postgres-setup.ts',
       globalTeardown: '<rootDir>/test/support/postgres-teardown.ts',
     },
   ],

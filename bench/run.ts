@@ -20,8 +20,8 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PBKDF2_ITERATIONS } from '../src/domain/passwords';
 import { isPostgresUrl } from '../src/store/open-store';
-import { writePostgresBaseline } from '../src/store/postgres/postgres-baseline';
-import { writeBaseline } from '../src/store/sqlite/sqlite-baseline';
+import { writePostgresBaseline } from './postgres-baseline';
+import { writeBaseline } from './sqlite-baseline';
 import { clientAgent, expectAll, send, startBenchServer, type BenchServer } from './server';
 import { countsAt, entityWorkload, oneUserBatch, plainPasswordBatch } from './workload';
 

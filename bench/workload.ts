@@ -5,7 +5,7 @@ import { defaultOrgType } from '../src/domain/org-types';
 import { ROOT_GROUP } from '../src/domain/principals';
 import type { RoleCode } from '../src/domain/roles';
 import { newUserRecord, type UserRecord } from '../src/domain/users';
-import type { BaselineRows } from '../src/store/sqlite/sqlite-baseline';
+import type { BaselineRows } from './sqlite-baseline';
 
 /** How many of each entity one batch holds; A is 4 000 / 2 000 / 4 000 at scale 1. */
 export interface Counts {

@@ -31,7 +31,7 @@ import type { Principal } from '../../src/domain/principals';
 import type { UserRecord } from '../../src/domain/users';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
-import type { JournalRow } from '../../src/store/sqlite/sqlite-dump';
+import type { JournalRow } from '../support/sqlite-dump';
 import { dropTestDb, dumpWithJournal, newTestDb, withoutTimestampsOf } from '../support/stores';
 import { generateBatch } from '../support/batch-generator';
 import { contested, emptyState, idempotentBySpec, recordsAsModel, runModel, stateData, type ModelResult, type ModelState } from '../support/batch-model';

