@@ -124,7 +124,7 @@ describe('SPEC §6 over HTTPS: no takeover, and reading is scoped', () => {
     test('when a user with every permission but manageAll sends every kind of change to a manageAll user, then each is FAILED, the store is unchanged, and a re-send answers the same', async () => {
       const batch = `
         <user><username>alice</username><password>taken over</password></user>
-        ${`<user><username>alice</username>${preHashedPassword('sha512', 'x', 'taken over')}</user>`}
+        <user><username>alice</username>${preHashedPassword('sha512', 'x', 'taken over')}</user>
         <user><username>alice</username><permissions><manageAll>false</manageAll></permissions></user>
         <user><username>alice</username><permissions><createCompany>true</createCompany></permissions></user>
         <user><username>alice</username><blocked>true</blocked></user>
