@@ -131,6 +131,7 @@ export class BatchExecutor {
             credential: `${principal.kind}:${principal.name}`,
             principal: describePrincipal(principal),
             impersonated: principal.kind === 'session' ? null : (principal.actingUser ?? null),
+            actingUser: principal.actingUser === undefined ? null : userKey(principal.actingUser),
             scope: principal.scope,
             receivedAt: receivedAt.toISOString(),
             finishedAt: new Date().toISOString(),

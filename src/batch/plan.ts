@@ -2,7 +2,7 @@ import type { AccessRecord } from '../domain/access';
 import type { CompanyRecord } from '../domain/companies';
 import { companyIdCandidate, companyIdCandidateIndex, deriveCompanyId } from '../domain/company-id';
 import { DEFAULT_COUNTRY, defaultOrgType, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
-import { PERMISSION_NAMES, type PermissionName, type Permissions } from '../domain/permissions';
+import { beyondActor, missingFor, PERMISSION_NAMES, runsCompany, takeoverBlocker, type GuardedOperation, type Permissions } from '../domain/permissions';
 import type { Principal } from '../domain/principals';
 import { DEFAULT_ROLE, type RoleCode } from '../domain/roles';
 import { newUserRecord, userKey, type UserRecord } from '../domain/users';
@@ -310,30 +310,39 @@ class Planner {
     return user;
   }
 
-  private require(...needed: PermissionName[]): void {
+  /** What the table of SPEC §6 (domain/permissions.ts) says `operation` needs of the actor. */
+  private require(operation: GuardedOperation): void {
     const actor = this.actor();
     if (!actor) return;
-    const missing = needed.find((p) => !actor.permissions[p]);
+    const missing = missingFor(operation, actor.permissions);
     if (missing) fail(`permission denied: ${missing} required`);
   }
 
-  /** Permission changes need grantPermission, and nobody hands out a permission it lacks. */
-  private requireGrantable(before: Permissions, after: Permissions): void {
-    const changed = PERMISSION_NAMES.filter((p) => before[p] !== after[p]);
-    if (changed.length === 0) return;
-    this.require('grantPermission');
+  /**
+   * No takeover: another user who holds a permission the actor lacks is out of the actor's reach
+   * (password, permissions, other fields, block state, type, delete, restore). Checked on the
+   * target as it stands before the operation.
+   */
+  private requireNoTakeover(target: WorkingUser): void {
     const actor = this.actor();
-    const escalated = changed.find((p) => after[p] && actor && !actor.permissions[p]);
-    if (escalated) fail(`permission denied: cannot grant ${escalated} without having it`);
+    if (!actor || actor.key === target.key) return;
+    const blocker = takeoverBlocker(actor.permissions, target.permissions);
+    if (blocker) fail(`permission denied: ${target.username} holds ${blocker}, which you do not have`);
+  }
+
+  /** Nobody grants, or revokes, a permission it lacks itself. */
+  private requireWithinOwnPermissions(before: Permissions, after: Permissions): void {
+    const actor = this.actor();
+    if (!actor) return;
+    const beyond = beyondActor(actor.permissions, before, after);
+    if (beyond) fail(`permission denied: cannot ${beyond.granted ? 'grant' : 'revoke'} ${beyond.permission} without having it`);
   }
 
   /** Changing a company, or access to it, needs the ADMIN role there or manageAll. */
   private requireCompanyAdmin(companyId: string): void {
     const actor = this.actor();
-    if (!actor || actor.permissions.manageAll) return;
-    if (this.state.grantsOf(actor.key).get(companyId) !== 'ADMIN') {
-      fail(`permission denied: ADMIN role in ${companyId} or manageAll required`);
-    }
+    if (!actor || runsCompany(actor.permissions, this.state.grantsOf(actor.key).get(companyId))) return;
+    fail(`permission denied: ADMIN role in ${companyId} or manageAll required`);
   }
 
   /**
@@ -341,20 +350,27 @@ class Planner {
    * hand itself (or anyone) a way into a company it does not run — ADMIN there or manageAll.
    */
   private requireAccessChange(companyId: string): void {
-    this.require('grantPermission');
+    this.require('changeAccess');
     this.requireCompanyAdmin(companyId);
   }
 
-  /** What changing `before` into `after` needs, checked only for what really changes. */
+  /**
+   * What changing `before` into `after` needs, checked only for what really changes: first what
+   * the kind of change needs, then whether the target is within the actor's reach, then whether
+   * each permission changed is one the actor holds.
+   */
   private requireUserChange(before: WorkingUser, after: WorkingUser): void {
     const self = this.ctx.principal.actingUser !== undefined && userKey(this.ctx.principal.actingUser) === after.key;
     // One's own fields need no permission, but only while one may act at all: an actor that blocked
     // itself earlier in the batch cannot unblock itself (or change anything else) later in it.
     this.actor();
-    if (passwordChanged(before, after) && !self) this.require('changePassword');
-    this.requireGrantable(before.permissions, after.permissions);
+    if (passwordChanged(before, after) && !self) this.require('changeOthersPassword');
+    const permissionsChanged = !samePermissions(before.permissions, after.permissions);
+    if (permissionsChanged) this.require('changePermissions');
     const comparable = { ...after, passwordHash: before.passwordHash, newPassword: before.newPassword, permissions: before.permissions };
-    if (!sameUser(before, comparable) && !self) this.require('createUser');
+    if (!sameUser(before, comparable) && !self) this.require('changeOthersFields');
+    if (!self) this.requireNoTakeover(before);
+    if (permissionsChanged) this.requireWithinOwnPermissions(before.permissions, after.permissions);
   }
 
   private liveUser(username: string, what = 'user'): WorkingUser {
@@ -372,7 +388,8 @@ class Planner {
     if (op.action === 'delete') {
       if (!current) return skip('user does not exist');
       if (current.deleted) return skip('user is already deleted');
-      this.require('createUser', 'licenseManagement');
+      this.require('deleteUser');
+      this.requireNoTakeover(current);
       this.state.putUser({ ...current, deleted: true });
       return new Outcome('DELETED');
     }
@@ -380,9 +397,12 @@ class Planner {
       this.require('createUser');
       const base = current ? { ...current, deleted: false } : newUserRecord(username, this.ctx.principal.scope);
       const created = this.applyUserFields({ ...base }, op.fields);
-      // A restored user comes back with its access list: a new password for it is a password change.
-      if (current && passwordChanged(base, created)) this.require('changePassword');
-      this.requireGrantable(base.permissions, created.permissions);
+      // A restored user comes back with its access list and permissions: a new password for it is a
+      // password change, and bringing back one who outranks the actor is a takeover.
+      if (current && passwordChanged(base, created)) this.require('changeOthersPassword');
+      if (!samePermissions(base.permissions, created.permissions)) this.require('changePermissions');
+      if (current) this.requireNoTakeover(current);
+      this.requireWithinOwnPermissions(base.permissions, created.permissions);
       this.state.putUser(created);
       return current ? new Outcome('CREATED', 'restored') : new Outcome('CREATED');
     }

@@ -1,8 +1,10 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { BatchExecutor } from '../batch/execute';
 import type { Config } from '../config';
+import { missingFor, noPermissions } from '../domain/permissions';
 import type { Principal } from '../domain/principals';
 import { ROOT_GROUP } from '../domain/principals';
+import { userKey } from '../domain/users';
 import type { Logger } from '../log';
 import type { Store } from '../store/store';
 import { authenticate, type AuthOptions } from './authenticate';
@@ -28,4 +30,18 @@ export function principalOf(res: Response): Principal {
 
 export function isRootScope(principal: Principal): boolean {
   return principal.scope === ROOT_GROUP && principal.actingUser === undefined;
+}
+
+/**
+ * SPEC §6 "reading is scoped too": the key of the one user whose record and journal entries a
+ * request may read, or undefined when it may read everything of its scope. Only a request that
+ * acts as a user (session or X-FlexiBee-Authorization) without manageAll or createUser is
+ * narrowed, to that user itself.
+ */
+export async function readableUserOnly(principal: Principal, store: Store): Promise<string | undefined> {
+  if (principal.actingUser === undefined) return undefined;
+  const user = await store.findUserRecord(principal.scope, principal.actingUser);
+  // Authentication found the user live a moment ago; one deleted since reads with no rights.
+  const held = user && !user.deleted ? user.permissions : noPermissions();
+  return missingFor('readOthers', held) === undefined ? undefined : userKey(principal.actingUser);
 }

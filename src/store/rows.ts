@@ -98,6 +98,7 @@ export function toJournal(r: Row): JournalEntry {
     credential: r.credential as string,
     principal: r.principal as string,
     impersonated: r.impersonated as string | null,
+    actingUser: r.acting_user_key as string | null,
     scope: r.scope as string,
     receivedAt: r.received_at as string,
     finishedAt: r.finished_at as string,

@@ -21,6 +21,11 @@ export interface JournalEntry {
   credential: string;
   principal: string;
   impersonated: string | null;
+  /**
+   * The key of the stored user the batch acted as — a session's user or the user named in
+   * X-FlexiBee-Authorization —, null for full-rights principals: whose batch it is (SPEC §6 reading).
+   */
+  actingUser: string | null;
   scope: string;
   receivedAt: string;
   finishedAt: string;
@@ -55,7 +60,8 @@ export interface Store {
   listUsers(scope: string): Promise<UserView[]>;
   findUser(scope: string, username: string): Promise<UserView | undefined>;
   listCompanies(scope: string, options: { includeHidden: boolean }): Promise<CompanyRecord[]>;
-  findLatestJournal(scope: string, batchId: string): Promise<JournalEntry | undefined>;
+  /** The newest entry of `batchId` in the scope; with `sentBy`, the newest one that acted as that user (its key). */
+  findLatestJournal(scope: string, batchId: string, options?: { sentBy?: string }): Promise<JournalEntry | undefined>;
   groupExists(group: string): Promise<boolean>;
 
   /** A stored user with its password hash, for authentication only; deleted users included. */

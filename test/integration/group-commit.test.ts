@@ -43,6 +43,7 @@ describe('concurrent batches of one process stay separate (SQLite: group commit)
       credential: 'test',
       principal: 'test',
       impersonated: null,
+      actingUser: null,
       scope: ROOT_GROUP,
       receivedAt: new Date().toISOString(),
       finishedAt: new Date().toISOString(),

@@ -123,7 +123,7 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
     test('when the header names the user in another case, then the batch runs as the stored user', async () => {
       const created = await asUser('NOBODY', '<user><username>not.by.nobody</username></user>');
       expect(created).toEqual([expect.objectContaining({ status: 'FAILED', message: 'permission denied: createUser required' })]);
-      expect(journalRows(server.db).at(-1)?.impersonated).toBe('nobody');
+      expect(journalRows(server.db).at(-1)).toMatchObject({ impersonated: 'nobody', acting_user_key: 'nobody' });
     });
 
     test('when an impersonating request reads /u.json, then it is answered', async () => {
@@ -197,6 +197,7 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
         credential: `certificate:${devFingerprint}`,
         principal: 'certificate:dev client as tereza.admin',
         impersonated: 'tereza.admin',
+        acting_user_key: 'tereza.admin',
         scope: 'root',
       });
     });
@@ -208,12 +209,13 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
         credential: `password:${SERVER_USER}`,
         principal: `password:${SERVER_USER} as tereza.admin`,
         impersonated: 'tereza.admin',
+        acting_user_key: 'tereza.admin',
       });
     });
 
     test('when the dev certificate acts as itself, then the journal has no impersonated user', async () => {
       await server.batch('<flexibee-batch id="journal-cert"><user><username>tereza.admin</username><email>t3@example.cz</email></user></flexibee-batch>');
-      expect(journalRows(server.db).at(-1)).toMatchObject({ batch_id: 'journal-cert', credential: `certificate:${devFingerprint}`, impersonated: null });
+      expect(journalRows(server.db).at(-1)).toMatchObject({ batch_id: 'journal-cert', credential: `certificate:${devFingerprint}`, impersonated: null, acting_user_key: null });
     });
 
     test('when a session sends a batch, then the journal names the session user and no impersonation', async () => {
@@ -224,7 +226,7 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
         body: '<flexibee-batch id="journal-session"><user><username>tereza.admin</username><email>t4@example.cz</email></user></flexibee-batch>',
       });
       expect(statuses(res.body)).toEqual(['UPDATED']);
-      expect(journalRows(server.db).at(-1)).toMatchObject({ batch_id: 'journal-session', credential: 'session:tereza.admin', impersonated: null });
+      expect(journalRows(server.db).at(-1)).toMatchObject({ batch_id: 'journal-session', credential: 'session:tereza.admin', impersonated: null, acting_user_key: 'tereza.admin' });
     });
   });
 

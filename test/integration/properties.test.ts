@@ -154,7 +154,7 @@ async function send(world: World, body: string, actor: Actor): Promise<{ xml: st
     same(rows.length, journal, where);
   } else {
     same(rows.length, journal + 1, where);
-    same(rows.at(-1), { ...rows.at(-1), batch_id: doc.id, impersonated: actor ?? null, result_xml: xml }, where);
+    same(rows.at(-1), { ...rows.at(-1), batch_id: doc.id, impersonated: actor ?? null, acting_user_key: actor?.toLowerCase() ?? null, result_xml: xml }, where);
   }
   world.context.push(`--- sent as ${actor ?? 'root'}:\n${body}`);
   return { xml, dump };

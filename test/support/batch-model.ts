@@ -11,7 +11,9 @@
  * batch that acts as a stored user: an operation is first worked out as if allowed; if it would
  * change nothing it is SKIPPED whatever the permissions, otherwise the acting user — as it
  * stands at that point of the batch, and only while it is neither deleted nor blocked — must
- * hold what the change needs, else the operation is FAILED and changes nothing.
+ * hold what the change needs, else the operation is FAILED and changes nothing. No takeover: a
+ * change to another user (any field, its permissions, delete, restore) also needs the acting user
+ * to hold every permission that user holds, and every permission changed, granted or revoked.
  */
 import type { AccessRecord } from '../../src/domain/access';
 import type { CompanyRecord } from '../../src/domain/companies';
@@ -143,11 +145,17 @@ function runs(s: ModelState, acting: string | undefined, companyId: string): boo
   return a !== undefined && (a.permissions.manageAll || s.grants.get(pair(a.key, companyId)) === 'ADMIN');
 }
 
-/** Changing permissions needs grantPermission, and a permission can only be handed out by one who has it. */
+/** Changing permissions needs grantPermission, and a permission can only be handed out, or taken away, by one who has it. */
 function mayChangePermissions(s: ModelState, acting: string | undefined, before: Permissions, after: Permissions): boolean {
   const changed = PERMISSION_NAMES.filter((p) => before[p] !== after[p]);
   if (changed.length === 0 || acting === undefined) return true;
-  return holds(s, acting, 'grantPermission') && changed.every((p) => !after[p] || holds(s, acting, p));
+  return holds(s, acting, 'grantPermission') && changed.every((p) => holds(s, acting, p));
+}
+
+/** No takeover: the acting user holds every permission `target` holds (one's own record is always within reach). */
+function outranksOrIs(s: ModelState, acting: string | undefined, target: ModelUser): boolean {
+  if (acting === undefined || acting === target.key) return true;
+  return PERMISSION_NAMES.every((p) => !target.permissions[p] || holds(s, acting, p));
 }
 
 const allow = (ok: boolean): void => {
@@ -180,6 +188,7 @@ function user(s: ModelState, op: UserOperation, acting: string | undefined, star
   if (op.action === 'delete') {
     if (!current || current.deleted) return 'SKIPPED';
     allow(holds(s, acting, 'createUser', 'licenseManagement'));
+    allow(outranksOrIs(s, acting, current));
     s.users.set(key, { ...current, deleted: true });
     return 'DELETED';
   }
@@ -226,6 +235,7 @@ function user(s: ModelState, op: UserOperation, acting: string | undefined, star
     // Creating, or restoring, a user: createUser; a restore that sets another password also changes a password.
     allow(holds(s, acting, 'createUser'));
     if (current && passwordChanged) allow(holds(s, acting, 'changePassword'));
+    if (current) allow(outranksOrIs(s, acting, current));
     allow(mayChangePermissions(s, acting, base.permissions, next.permissions));
     s.users.set(key, next);
     return 'CREATED';
@@ -238,6 +248,7 @@ function user(s: ModelState, op: UserOperation, acting: string | undefined, star
   if (passwordChanged && !self) allow(holds(s, acting, 'changePassword'));
   allow(mayChangePermissions(s, acting, base.permissions, next.permissions));
   if (otherChanged && !self) allow(holds(s, acting, 'createUser'));
+  allow(outranksOrIs(s, acting, base));
   s.users.set(key, next);
   return 'UPDATED';
 }

@@ -77,7 +77,7 @@ export function dumpPostgres(url: string): Record<string, unknown[]> {
   return json<Record<string, unknown[]>>(url, `SELECT json_build_object(${parts.join(', ')})`);
 }
 
-const JOURNAL_ROWS = 'SELECT batch_id, credential, principal, impersonated, scope, body_sha256, result_xml FROM batch_journal ORDER BY seq';
+const JOURNAL_ROWS = 'SELECT batch_id, credential, principal, impersonated, acting_user_key, scope, body_sha256, result_xml FROM batch_journal ORDER BY seq';
 
 /** dumpPostgres and journalRows in one query (one round trip instead of two), for tests that check both after every batch. */
 export function dumpWithJournal(url: string): { rows: Record<string, unknown[]>; journal: JournalRow[] } {
@@ -86,6 +86,11 @@ export function dumpWithJournal(url: string): { rows: Record<string, unknown[]>;
   );
   return json(url, `SELECT json_build_object('rows', json_build_object(${parts.join(', ')}),
     'journal', (SELECT coalesce(json_agg(j), '[]'::json) FROM (${JOURNAL_ROWS}) j))`);
+}
+
+/** Runs SQL statements in one transaction, for tests that build a store as an earlier release left it. */
+export function runScript(url: string, sql: string): void {
+  psql(url, `BEGIN;\n${sql}\nCOMMIT;\n`);
 }
 
 /** Batch id and body hash of every journalled execution, oldest first. */

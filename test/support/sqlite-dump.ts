@@ -38,6 +38,7 @@ export interface JournalRow {
   credential: string;
   principal: string;
   impersonated: string | null;
+  acting_user_key: string | null;
   scope: string;
   body_sha256: string;
   result_xml: string;
@@ -48,7 +49,7 @@ export function journalRows(path: string): JournalRow[] {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
     return db
-      .prepare('SELECT batch_id, credential, principal, impersonated, scope, body_sha256, result_xml FROM batch_journal ORDER BY seq')
+      .prepare('SELECT batch_id, credential, principal, impersonated, acting_user_key, scope, body_sha256, result_xml FROM batch_journal ORDER BY seq')
       .all() as JournalRow[];
   } finally {
     db.close();
@@ -65,6 +66,16 @@ export function sessionRows(path: string): Array<{ id_hash: string; user_key: st
       created_at: number;
       last_used_at: number;
     }>;
+  } finally {
+    db.close();
+  }
+}
+
+/** Runs SQL statements on the file, for tests that build a store as an earlier release left it. */
+export function runScript(path: string, sql: string): void {
+  const db = new Database(path);
+  try {
+    db.exec(sql);
   } finally {
     db.close();
   }

@@ -36,6 +36,8 @@ export const journalRows = (db: string): sqlite.JournalRow[] => on(db, sqlite.jo
 export const dumpWithJournal = (db: string): { rows: Record<string, unknown[]>; journal: sqlite.JournalRow[] } =>
   on(db, (path) => ({ rows: sqlite.dumpSqlite(path), journal: sqlite.journalRows(path) }), postgres.dumpWithJournal);
 export const sessionRows = (db: string): ReturnType<typeof sqlite.sessionRows> => on(db, sqlite.sessionRows, postgres.sessionRows);
+/** Statements that must mean the same on SQLite and PostgreSQL, for a store as an earlier release left it. */
+export const runScript = (db: string, sql: string): void => on(db, (path) => sqlite.runScript(path, sql), (url) => postgres.runScript(url, sql));
 /** Parameters are written `?`; the SQL must mean the same on SQLite and PostgreSQL. */
 export const queryRows = (db: string, sql: string, ...params: unknown[]): Array<Record<string, unknown>> =>
   on(db, (path) => sqlite.queryRows(path, sql, ...params), (url) => postgres.queryRows(url, sql, ...params));

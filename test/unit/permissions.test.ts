@@ -3,7 +3,7 @@ import { planBatch, snapshotRequest, type ChangeSet, type Plan, type Snapshot } 
 import type { AccessRecord } from '../../src/domain/access';
 import type { CompanyRecord } from '../../src/domain/companies';
 import { verifyPasswordSync } from '../../src/domain/passwords';
-import { noPermissions, PERMISSION_NAMES, type PermissionName, type Permissions } from '../../src/domain/permissions';
+import { beyondActor, missingFor, NEEDS, noPermissions, PERMISSION_NAMES, runsCompany, takeoverBlocker, type GuardedOperation, type PermissionName, type Permissions } from '../../src/domain/permissions';
 import type { Principal } from '../../src/domain/principals';
 import type { RoleCode } from '../../src/domain/roles';
 import type { UserRecord } from '../../src/domain/users';
@@ -381,10 +381,16 @@ describe('permissions: changing permissions needs grantPermission, and nobody gr
     expectDeniedThenRestApplied(p, 'bob', 'permission denied: cannot grant createCompany without having it', me);
   });
 
-  test('when the actor has grantPermission and revokes a permission it does not have itself, then it is UPDATED', () => {
-    const p = plan(GIVE_BOB('createCompany', false), snapshot({ users: [actor(perms('grantPermission')), { ...BOB, permissions: perms('createCompany', 'deleteCompany') }] }));
+  test('when the actor has grantPermission and revokes a permission it has itself, then it is UPDATED', () => {
+    const p = plan(GIVE_BOB('createCompany', false), snapshot({ users: [actor(perms('grantPermission', 'createCompany', 'deleteCompany')), { ...BOB, permissions: perms('createCompany', 'deleteCompany') }] }));
     expect(outcomes(p)).toEqual([['UPDATED', 'bob']]);
     expect(p.changes).toEqual({ ...EMPTY_CHANGES, users: [{ ...BOB, permissions: perms('deleteCompany') }] });
+  });
+
+  test('when the actor has grantPermission and revokes a permission it does not have itself, then it is FAILED, even when the user holds nothing else', () => {
+    const me = actor(allBut('createCompany'));
+    const p = plan(`${GIVE_BOB('createCompany', false)}${FOLLOW}`, snapshot({ users: [me, { ...BOB, permissions: perms('createCompany') }] }));
+    expectDeniedThenRestApplied(p, 'bob', 'permission denied: bob holds createCompany, which you do not have', me);
   });
 
   test('when a user already holds a permission the actor lacks and the batch sends it unchanged, then it is SKIPPED (nothing is granted)', () => {
@@ -428,8 +434,8 @@ describe('permissions: changing permissions needs grantPermission, and nobody gr
   });
 
   test('when the actor restores a deleted user, then the permissions it had come back without grantPermission', () => {
-    const deletedBob = { ...BOB, permissions: perms('manageAll'), deleted: true };
-    const p = plan('<user><username>bob</username></user>', snapshot({ users: [actor(perms('createUser')), deletedBob] }));
+    const deletedBob = { ...BOB, permissions: perms('createCompany'), deleted: true };
+    const p = plan('<user><username>bob</username></user>', snapshot({ users: [actor(perms('createUser', 'createCompany')), deletedBob] }));
     expect(outcomes(p)).toEqual([['CREATED', 'bob', 'restored']]);
     expect(p.changes.users).toEqual([{ ...deletedBob, deleted: false }]);
   });
@@ -452,6 +458,133 @@ describe('permissions: changing permissions needs grantPermission, and nobody gr
     const me = actor(perms('grantPermission'));
     const p = plan(`<user><username>actor</username><permissions><manageAll>true</manageAll></permissions></user>${FOLLOW}`, snapshot({ users: [me] }));
     expectDeniedThenRestApplied(p, 'actor', 'permission denied: cannot grant manageAll without having it', me);
+  });
+});
+
+// ── no takeover ─────────────────────────────────────────────────────────────────────────
+
+/** A more powerful user, stored as "Alice": the refusal names her stored spelling. */
+const ALICE = user('Alice', { givenName: 'Alice', passwordHash: sha256('al1ce', 'alice secret'), permissions: perms('manageAll') });
+const ALICE_DIGEST = '5e'.repeat(32);
+const ALICE_PREHASHED = `<password hash="sha256" salt="xyz">${ALICE_DIGEST}</password>`;
+
+/**
+ * Every kind of change to another user that SPEC §6 guards against takeover: [what, the operation
+ * on alice, what the operation itself needs, alice before, its status, alice after].
+ */
+const TAKEOVER_CHANGES: Array<[string, string, PermissionName[], Partial<UserRecord>, string, Partial<UserRecord> & { newPassword?: string }]> = [
+  ['set her password', '<user><username>alice</username><password>taken over</password></user>', ['changePassword'], {}, 'UPDATED', { newPassword: 'taken over' }],
+  ['set her password pre-hashed', `<user><username>alice</username>${ALICE_PREHASHED}</user>`, ['changePassword'], {}, 'UPDATED', { passwordHash: `sha256:xyz:${ALICE_DIGEST}` }],
+  ['revoke her manageAll', '<user><username>alice</username><permissions><manageAll>false</manageAll></permissions></user>', ['grantPermission'], {}, 'UPDATED', { permissions: noPermissions() }],
+  ['grant her another permission', '<user><username>alice</username><permissions><createCompany>true</createCompany></permissions></user>', ['grantPermission', 'createCompany'], {}, 'UPDATED', { permissions: perms('manageAll', 'createCompany') }],
+  ['block her', '<user><username>alice</username><blocked message="gone">true</blocked></user>', ['createUser'], {}, 'UPDATED', { blocked: true, blockMessage: 'gone' }],
+  ['unblock her', '<user><username>alice</username><blocked>false</blocked></user>', ['createUser'], { blocked: true, blockMessage: 'on leave' }, 'UPDATED', { blocked: false, blockMessage: null }],
+  ['change her userType', '<user><username>alice</username><userType>READ_ONLY</userType></user>', ['createUser'], {}, 'UPDATED', { userType: 'READ_ONLY' }],
+  ['change her email (our decision: every field)', '<user><username>alice</username><email>attacker@example.cz</email></user>', ['createUser'], {}, 'UPDATED', { email: 'attacker@example.cz' }],
+  ['delete her', '<user action="delete"><username>alice</username></user>', ['createUser', 'licenseManagement'], {}, 'DELETED', { deleted: true }],
+  ['restore her', '<user><username>alice</username></user>', ['createUser'], { deleted: true }, 'CREATED', { deleted: false }],
+];
+
+describe('permissions: no takeover — a user who holds a permission the actor lacks is out of its reach (SPEC §6)', () => {
+  test.each(TAKEOVER_CHANGES)('when the actor holds every permission she holds and what the change needs, then it may %s', (_what, xml, needs, before, status, after) => {
+    const alice = { ...ALICE, ...before };
+    const p = plan(xml, snapshot({ users: [actor(perms('manageAll', ...needs)), alice] }));
+    expect(statuses(p)).toEqual([status]);
+    expect(p.changes).toEqual({ ...EMPTY_CHANGES, users: [{ ...alice, ...after }] });
+  });
+
+  test.each(TAKEOVER_CHANGES)(
+    'when she holds manageAll and the actor has every other permission, then trying to %s is FAILED "permission denied: Alice holds manageAll, which you do not have" and the rest is applied',
+    (_what, xml, _needs, before) => {
+      const me = actor(allBut('manageAll'));
+      const p = plan(`${xml}${FOLLOW}`, snapshot({ users: [me, { ...ALICE, ...before }] }));
+      expectDeniedThenRestApplied(p, 'alice', 'permission denied: Alice holds manageAll, which you do not have', me);
+    },
+  );
+
+  test('when the actor has createUser and grantPermission and removes manageAll from a manageAll user and blocks her, then both are FAILED and she keeps both (the issue #9 scenario)', () => {
+    const me = actor(perms('createUser', 'grantPermission'));
+    const p = plan(
+      `<user><username>alice</username><permissions><manageAll>false</manageAll></permissions></user>
+       <user><username>alice</username><blocked message="taken over">true</blocked></user>${FOLLOW}`,
+      snapshot({ users: [me, ALICE] }),
+    );
+    expect(outcomes(p)).toEqual([
+      ['FAILED', 'alice', 'permission denied: Alice holds manageAll, which you do not have'],
+      ['FAILED', 'alice', 'permission denied: Alice holds manageAll, which you do not have'],
+      ['UPDATED', 'actor'],
+    ]);
+    expect(p.changes).toEqual({ ...EMPTY_CHANGES, users: [{ ...me, givenName: 'Next' }] });
+  });
+
+  test('when she holds several permissions the actor lacks, then the refusal names the first in the order of PERMISSION_NAMES', () => {
+    const me = actor(perms('createUser', 'manageAll'));
+    const alice = { ...ALICE, permissions: perms('licenseManagement', 'deleteCompany', 'manageAll', 'createUser') };
+    const p = plan(`<user><username>alice</username><givenName>Al</givenName></user>${FOLLOW}`, snapshot({ users: [me, alice] }));
+    expectDeniedThenRestApplied(p, 'alice', 'permission denied: Alice holds deleteCompany, which you do not have', me);
+  });
+
+  test('when the actor lacks what the change itself needs, then the refusal names that permission and says nothing about the target', () => {
+    const me = actor(perms('createUser'));
+    const p = plan(`<user><username>alice</username><password>taken over</password></user>${FOLLOW}`, snapshot({ users: [me, ALICE] }));
+    expectDeniedThenRestApplied(p, 'alice', 'permission denied: changePassword required', me);
+  });
+
+  test.each([
+    ['the password she has, in plain text', '<password>alice secret</password>'],
+    ['the pre-hashed form she has', ALICE_PREHASHED],
+  ])('when the actor sends %s with nothing else changed, then it is SKIPPED, not FAILED (a re-send stays idempotent)', (_what, password) => {
+    const stored = password.startsWith('<password hash') ? { ...ALICE, passwordHash: `sha256:xyz:${ALICE_DIGEST}` } : ALICE;
+    const p = plan(`<user><username>alice</username>${password}<givenName>Alice</givenName><permissions><manageAll>true</manageAll></permissions></user>`, snapshot({ users: [actor(perms('changePassword')), stored] }));
+    expect(outcomes(p)).toEqual([['SKIPPED', 'alice']]);
+    expect(p.changes).toEqual(EMPTY_CHANGES);
+  });
+
+  test('when the actor deletes or blocks a user that is already so, or deletes an unknown user, then it is SKIPPED whatever she holds', () => {
+    const p = plan(
+      `<user><username>alice</username><blocked message="on leave">true</blocked></user>
+       <user action="delete"><username>bob</username></user>
+       <user action="delete"><username>ghost</username></user>`,
+      snapshot({ users: [actor(noPermissions()), { ...ALICE, blocked: true, blockMessage: 'on leave' }, { ...BOB, permissions: perms('manageAll'), deleted: true }] }),
+    );
+    expect(statuses(p)).toEqual(['SKIPPED', 'SKIPPED', 'SKIPPED']);
+  });
+
+  test('when a deleted user who holds a permission the actor lacks is restored with that permission revoked, then it is still FAILED and she stays deleted', () => {
+    const me = actor(allBut('manageAll'));
+    const p = plan(`<user><username>alice</username><permissions><manageAll>false</manageAll></permissions></user>${FOLLOW}`, snapshot({ users: [me, { ...ALICE, deleted: true }] }));
+    expectDeniedThenRestApplied(p, 'alice', 'permission denied: Alice holds manageAll, which you do not have', me);
+  });
+
+  test('when the actor gives up one of its permissions earlier in the batch, then a user who holds it is out of reach after that', () => {
+    const me = actor(perms('manageAll', 'grantPermission', 'createUser'));
+    const p = plan(
+      `<user><username>alice</username><givenName>Al</givenName></user>
+       <user><username>actor</username><permissions><manageAll>false</manageAll></permissions></user>
+       <user><username>alice</username><givenName>Ally</givenName></user>`,
+      snapshot({ users: [me, ALICE] }),
+    );
+    expect(outcomes(p)).toEqual([
+      ['UPDATED', 'alice'],
+      ['UPDATED', 'actor'],
+      ['FAILED', 'alice', 'permission denied: Alice holds manageAll, which you do not have'],
+    ]);
+  });
+
+  test('when the actor changes its own record, then it stays free: nobody outranks itself', () => {
+    const me = actor(perms('createCompany'));
+    const p = plan('<user><username>actor</username><password>mine</password><userType>REST_API</userType><blocked>false</blocked></user>', snapshot({ users: [me] }));
+    expect(outcomes(p)).toEqual([['UPDATED', 'actor']]);
+  });
+
+  test('when a certificate principal without an acting user changes a manageAll user, then it is applied (full rights)', () => {
+    const p = plan('<user><username>alice</username><password>reset</password><blocked>true</blocked></user>', snapshot({ users: [ALICE] }), CERTIFICATE);
+    expect(statuses(p)).toEqual(['UPDATED']);
+  });
+
+  test('when the actor gives a user a grant in a company it runs, then her permissions do not matter (access is the company ADMIN\'s call)', () => {
+    const p = plan('<access role="UCETNI" user="alice">firma</access>', snapshot({ users: [actor(perms('grantPermission')), ALICE], companies: [FIRMA], access: [grant('actor', 'firma', 'ADMIN')] }));
+    expect(outcomes(p)).toEqual([['CREATED', 'alice@firma']]);
   });
 });
 
@@ -795,5 +928,48 @@ describe("permissions within one batch: the actor's own permissions and grants a
   test('when a batch acts as a user, then snapshotRequest asks for the acting user too', () => {
     const doc = parseBatch(`<flexibee-batch id="t">${CREATE_NOVA('bob')}</flexibee-batch>`, { maxOperations: 10 });
     expect(snapshotRequest(doc, { ...AS_ACTOR, actingUser: 'Actor' }).userKeys.sort()).toEqual(['actor', 'bob']);
+  });
+});
+
+// ── the table itself (domain/permissions.ts), which the planner and the routes consult ──
+
+describe('the SPEC §6 table: each row allows what it lists and names what is missing', () => {
+  const ALL_OF = Object.entries(NEEDS).flatMap(([operation, need]) => ('allOf' in need ? [[operation as GuardedOperation, need.allOf as readonly PermissionName[]] as const] : []));
+
+  test.each(ALL_OF)('when an acting user holds exactly what %s lists, then it is allowed', (operation, needed) => {
+    expect(missingFor(operation, perms(...needed))).toBeUndefined();
+  });
+
+  test.each(ALL_OF.flatMap(([operation, needed]) => needed.map((p) => [operation, p] as const)))(
+    'when an acting user holds every permission but %s\'s %s, then that one is named as missing',
+    (operation, lacking) => {
+      expect(missingFor(operation, allBut(lacking))).toBe(lacking);
+    },
+  );
+
+  test.each([['manageAll' as const], ['createUser' as const]])('when an acting user holds %s, then it may read other users and their journal entries', (held) => {
+    expect(missingFor('readOthers', perms(held))).toBeUndefined();
+  });
+
+  test('when an acting user holds every permission but manageAll and createUser, then it may not read others, and manageAll is named', () => {
+    expect(missingFor('readOthers', allBut('manageAll', 'createUser'))).toBe('manageAll');
+  });
+
+  test('when the target holds permissions the actor lacks, then takeoverBlocker names the first of them in PERMISSION_NAMES order; when none, nothing', () => {
+    expect(takeoverBlocker(perms('manageAll'), perms('licenseManagement', 'createCompany', 'manageAll'))).toBe('createCompany');
+    expect(takeoverBlocker(perms('manageAll', 'createUser'), perms('createUser'))).toBeUndefined();
+    expect(takeoverBlocker(noPermissions(), noPermissions())).toBeUndefined();
+  });
+
+  test('when a permission change grants or revokes a permission the actor lacks, then beyondActor names it and says which; changes within its own permissions pass', () => {
+    expect(beyondActor(perms('grantPermission'), noPermissions(), perms('createUser'))).toEqual({ permission: 'createUser', granted: true });
+    expect(beyondActor(perms('grantPermission'), perms('createUser'), noPermissions())).toEqual({ permission: 'createUser', granted: false });
+    expect(beyondActor(perms('createUser'), perms('createUser'), noPermissions())).toBeUndefined();
+  });
+
+  test('when an acting user runs a company, then the ADMIN role there or manageAll is enough, any other role is not', () => {
+    expect(runsCompany(noPermissions(), 'ADMIN')).toBe(true);
+    expect(runsCompany(perms('manageAll'), undefined)).toBe(true);
+    expect(runsCompany(allBut('manageAll'), 'SUPERUZIVATEL')).toBe(false);
   });
 });

@@ -1,8 +1,9 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
+import { missingFor, NEEDS } from '../../domain/permissions';
 import type { Principal } from '../../domain/principals';
 import { FlexiError } from '../../errors';
 import { bodyText, xmlBody } from '../body';
-import { principalOf, requireAuth, type AppDeps } from '../context';
+import { principalOf, readableUserOnly, requireAuth, type AppDeps } from '../context';
 
 /** Who may use an endpoint; throws 403 with the reason otherwise. */
 type Gate = (principal: Principal, deps: AppDeps) => Promise<void>;
@@ -13,14 +14,15 @@ const credentialOnly: Gate = async (principal) => {
   }
 };
 
-/** SPEC §6: a logged-in user needs manageAll and licenseManagement to send batches at all. */
+/** SPEC §6: a logged-in user needs manageAll and licenseManagement (NEEDS.sendSessionBatch) to send batches at all. */
 const sessionAdmin: Gate = async (principal, deps) => {
   if (principal.kind !== 'session' || !principal.actingUser) {
     throw new FlexiError('forbidden', '/v2/admin/batch is for logged-in users (X-authSessionId); certificates and server credentials use /admin/batch.');
   }
   const user = await deps.store.findUserRecord(principal.scope, principal.actingUser);
-  if (!user?.permissions.manageAll || !user.permissions.licenseManagement) {
-    throw new FlexiError('forbidden', `User ${principal.actingUser} needs the manageAll and licenseManagement permissions to send batches.`);
+  if (!user || missingFor('sendSessionBatch', user.permissions) !== undefined) {
+    const needed = NEEDS.sendSessionBatch.allOf.join(' and ');
+    throw new FlexiError('forbidden', `User ${principal.actingUser} needs the ${needed} permissions to send batches.`);
   }
 };
 
@@ -52,7 +54,10 @@ export function batchRoutes(router: Router, deps: AppDeps): void {
 
   router.get('/admin/batch/:id', requireAuth(deps), async (req, res) => {
     const id = String(req.params.id);
-    const entry = await deps.store.findLatestJournal(principalOf(res).scope, id);
+    const principal = principalOf(res);
+    const sentBy = await readableUserOnly(principal, deps.store);
+    // An entry one may not see is answered exactly as one that was never journalled.
+    const entry = await deps.store.findLatestJournal(principal.scope, id, { sentBy });
     if (!entry) throw new FlexiError('not-found', `No batch with id ${id} has been executed in your scope.`);
     res.locals.batchId = id;
     res.type('application/xml').send(entry.resultXml);

@@ -1,16 +1,22 @@
 import type { Router } from 'express';
+import { userKey } from '../../domain/users';
 import { FlexiError } from '../../errors';
 import { formatOf } from '../envelope';
-import { isRootScope, principalOf, requireAuth, type AppDeps } from '../context';
+import { isRootScope, principalOf, readableUserOnly, requireAuth, type AppDeps } from '../context';
 import { renderCompanies, renderUser, renderUsers } from '../views';
 
 const contentType = (path: string): string => (formatOf(path) === 'json' ? 'application/json' : 'application/xml');
 
-/** Read-only listings of users (`/u…`) and companies (`/c…`) within the caller's scope. */
+/**
+ * Read-only listings of users (`/u…`) and companies (`/c…`) within the caller's scope; a caller
+ * acting as a user without manageAll or createUser sees only that user (SPEC §6).
+ */
 export function directoryRoutes(router: Router, deps: AppDeps): void {
   for (const path of ['/u.json', '/u.xml']) {
     router.get(path, requireAuth(deps), async (_req, res) => {
-      const users = await deps.store.listUsers(principalOf(res).scope);
+      const { scope } = principalOf(res);
+      const only = await readableUserOnly(principalOf(res), deps.store);
+      const users = only === undefined ? await deps.store.listUsers(scope) : [await deps.store.findUser(scope, only)].filter((u) => u !== undefined);
       res.type(contentType(path)).send(renderUsers(users, formatOf(path)));
     });
   }
@@ -19,8 +25,11 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
     const file = String(req.params.file);
     const m = /^(.+)\.(json|xml)$/.exec(file);
     if (!m) throw new FlexiError('not-found', `Ask for /u/${file}.json or /u/${file}.xml.`);
-    const user = await deps.store.findUser(principalOf(res).scope, m[1]);
-    if (!user) throw new FlexiError('not-found', `User ${m[1]} does not exist.`);
+    const { scope } = principalOf(res);
+    const only = await readableUserOnly(principalOf(res), deps.store);
+    // A user one may not see is answered exactly as one that does not exist, after the same lookup.
+    const user = await deps.store.findUser(scope, m[1]);
+    if (!user || (only !== undefined && userKey(m[1]) !== only)) throw new FlexiError('not-found', `User ${m[1]} does not exist.`);
     res.type(contentType(file)).send(renderUser(user, formatOf(file)));
   });
 

@@ -120,4 +120,15 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sessions_user ON sessions(user_key);
     `,
   },
+  {
+    // As SQLITE_MIGRATIONS 3: whose batch an entry is, backfilled from what earlier entries say.
+    version: 3,
+    name: 'journal-acting-user',
+    sql: `
+      ALTER TABLE batch_journal ADD COLUMN acting_user_key ${TEXT};
+      UPDATE batch_journal SET acting_user_key = lower(impersonated) WHERE impersonated IS NOT NULL;
+      UPDATE batch_journal SET acting_user_key = lower(substr(credential, 9)) WHERE credential LIKE 'session:%';
+      CREATE INDEX batch_journal_acting_user ON batch_journal(batch_id, acting_user_key, seq);
+    `,
+  },
 ];

@@ -380,9 +380,9 @@ export class PostgresStore implements Store {
         }
       },
       journal: async (e: JournalEntry): Promise<void> => {
-        await q(`INSERT INTO batch_journal (batch_id, credential, principal, impersonated, scope,
-              received_at, finished_at, body_sha256, result_xml) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-          [e.batchId, e.credential, e.principal, e.impersonated, e.scope, e.receivedAt, e.finishedAt, e.bodySha256, e.resultXml]);
+        await q(`INSERT INTO batch_journal (batch_id, credential, principal, impersonated, acting_user_key, scope,
+              received_at, finished_at, body_sha256, result_xml) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+          [e.batchId, e.credential, e.principal, e.impersonated, e.actingUser, e.scope, e.receivedAt, e.finishedAt, e.bodySha256, e.resultXml]);
       },
     };
   }
@@ -411,9 +411,14 @@ export class PostgresStore implements Store {
     return rows.map(toCompany);
   }
 
-  async findLatestJournal(scope: string, batchId: string): Promise<JournalEntry | undefined> {
-    const [row] = await this.query(`${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = $2
-                AND scope IN (SELECT id FROM scope) ORDER BY seq DESC LIMIT 1`, [scope, batchId]);
+  async findLatestJournal(scope: string, batchId: string, options: { sentBy?: string } = {}): Promise<JournalEntry | undefined> {
+    // Two statements rather than "$3 IS NULL OR …", so each one uses its index.
+    const [row] =
+      options.sentBy === undefined
+        ? await this.query(`${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = $2
+                AND scope IN (SELECT id FROM scope) ORDER BY seq DESC LIMIT 1`, [scope, batchId])
+        : await this.query(`${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = $2 AND acting_user_key = $3
+                AND scope IN (SELECT id FROM scope) ORDER BY seq DESC LIMIT 1`, [scope, batchId, options.sentBy]);
     return row ? toJournal(row) : undefined;
   }
 

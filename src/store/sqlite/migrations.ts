@@ -108,4 +108,18 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sessions_user ON sessions(user_key);
     `,
   },
+  {
+    // Whose batch an entry is (SPEC §6: a user without manageAll or createUser reads only the
+    // entries of batches it sent), as the acting user's key. Entries written before it say so in
+    // their credential (session:NAME) or their impersonated user; both were written by us, and
+    // usernames are ASCII without ':', so lower() gives exactly the key.
+    version: 3,
+    name: 'journal-acting-user',
+    sql: `
+      ALTER TABLE batch_journal ADD COLUMN acting_user_key TEXT;
+      UPDATE batch_journal SET acting_user_key = lower(impersonated) WHERE impersonated IS NOT NULL;
+      UPDATE batch_journal SET acting_user_key = lower(substr(credential, 9)) WHERE credential LIKE 'session:%';
+      CREATE INDEX batch_journal_acting_user ON batch_journal(batch_id, acting_user_key, seq);
+    `,
+  },
 ];

@@ -191,9 +191,9 @@ export class SqliteStore implements Store {
         for (const a of changes.grantedAccess) grant.run(a.userKey, a.companyId, a.role, now, now);
       },
       journal: async (e: JournalEntry): Promise<void> => {
-        this.statement(db, `INSERT INTO batch_journal (batch_id, credential, principal, impersonated, scope,
-              received_at, finished_at, body_sha256, result_xml) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-          .run(e.batchId, e.credential, e.principal, e.impersonated, e.scope, e.receivedAt, e.finishedAt, e.bodySha256, e.resultXml);
+        this.statement(db, `INSERT INTO batch_journal (batch_id, credential, principal, impersonated, acting_user_key, scope,
+              received_at, finished_at, body_sha256, result_xml) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+          .run(e.batchId, e.credential, e.principal, e.impersonated, e.actingUser, e.scope, e.receivedAt, e.finishedAt, e.bodySha256, e.resultXml);
       },
     };
   }
@@ -276,11 +276,16 @@ export class SqliteStore implements Store {
     );
   }
 
-  findLatestJournal(scope: string, batchId: string): Promise<JournalEntry | undefined> {
+  findLatestJournal(scope: string, batchId: string, options: { sentBy?: string } = {}): Promise<JournalEntry | undefined> {
     return this.read((db) => {
-      const row = this.statement(db, `${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = @batchId
-                  AND scope IN (SELECT id FROM scope) ORDER BY seq DESC LIMIT 1`)
-        .get({ scope, batchId }) as Row | undefined;
+      // Two statements rather than "@sentBy IS NULL OR …", so each one uses its index.
+      const row = (
+        options.sentBy === undefined
+          ? this.statement(db, `${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = @batchId
+                  AND scope IN (SELECT id FROM scope) ORDER BY seq DESC LIMIT 1`).get({ scope, batchId })
+          : this.statement(db, `${SCOPE_CTE} SELECT * FROM batch_journal WHERE batch_id = @batchId AND acting_user_key = @sentBy
+                  AND scope IN (SELECT id FROM scope) ORDER BY seq DESC LIMIT 1`).get({ scope, batchId, sentBy: options.sentBy })
+      ) as Row | undefined;
       return row ? toJournal(row) : undefined;
     });
   }
