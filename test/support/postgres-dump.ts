@@ -90,7 +90,7 @@ export function dumpWithJournal(url: string): { rows: Record<string, unknown[]>;
 
 /** Runs SQL statements in one transaction, for tests that build a store as an earlier release left it. */
 export function runScript(url: string, sql: string): void {
-  psql(url, `BEGIN;\n${sql}\nCOMMIT;\n`);
+  query(url, `BEGIN;\n${sql}\nCOMMIT;`);
 }
 
 /** Batch id and body hash of every journalled execution, oldest first. */
