@@ -373,6 +373,18 @@ class Planner {
     if (permissionsChanged) this.requireWithinOwnPermissions(before.permissions, after.permissions);
   }
 
+  /**
+   * A batch answers whether a plain-text password is the one a user has (SKIPPED) or not, so
+   * naming another user's password is a guess that only an actor who may change that user gets
+   * an answer to: createUser and no takeover, even when nothing changes.
+   */
+  private requireMayNamePassword(target: WorkingUser): void {
+    const actor = this.actor();
+    if (!actor || actor.key === target.key) return;
+    this.require('nameOthersPassword');
+    this.requireNoTakeover(target);
+  }
+
   private liveUser(username: string, what = 'user'): WorkingUser {
     const user = this.state.users.get(userKey(username));
     if (!user) return fail(`${what} '${username}' does not exist`);
@@ -395,6 +407,7 @@ class Planner {
     }
     if (!current || current.deleted) {
       this.require('createUser');
+      if (current && op.fields.password?.kind === 'plain') this.requireMayNamePassword(current);
       const base = current ? { ...current, deleted: false } : newUserRecord(username, this.ctx.principal.scope);
       const created = this.applyUserFields({ ...base }, op.fields);
       // A restored user comes back with its access list and permissions: a new password for it is a
@@ -406,6 +419,7 @@ class Planner {
       this.state.putUser(created);
       return current ? new Outcome('CREATED', 'restored') : new Outcome('CREATED');
     }
+    if (op.fields.password?.kind === 'plain') this.requireMayNamePassword(current);
     const next = this.applyUserFields({ ...current }, op.fields);
     if (sameUser(current, next)) return skip();
     this.requireUserChange(current, next);

@@ -46,6 +46,13 @@ export type Need = { readonly allOf: readonly PermissionName[] } | { readonly an
 export const NEEDS = {
   createUser: { allOf: ['createUser'] },
   changeOthersPassword: { allOf: ['changePassword'] },
+  /**
+   * Naming another user's plain-text password at all, even the one it has: whether it matches
+   * (SKIPPED) or not is an answer in itself, so only an actor that may set that password
+   * (changePassword) or that user's other fields (createUser, so that its own re-sent batches
+   * stay SKIPPED) learns it — and never about a user that outranks it (no takeover).
+   */
+  nameOthersPassword: { anyOf: ['changePassword', 'createUser'] },
   /** Any other field of another user: names, email, default role, block state, type. */
   changeOthersFields: { allOf: ['createUser'] },
   /** Deleting releases a license, hence licenseManagement. */

@@ -145,10 +145,17 @@ describe('SPEC §6 over HTTPS: no takeover, and reading is scoped', () => {
     test('when an outranked user is sent exactly what she already has, then it is SKIPPED, not FAILED', async () => {
       const result = await asUser(
         'helpdesk',
-        `<user><username>alice</username><password>${ALICE_PASSWORD}</password><permissions><manageAll>true</manageAll></permissions><blocked>false</blocked></user>
+        `<user><username>alice</username><permissions><manageAll>true</manageAll></permissions><blocked>false</blocked></user>
          <user action="delete"><username>former.admin</username></user>`,
       );
       expect(result.map((e) => e.status)).toEqual(['SKIPPED', 'SKIPPED']);
+    });
+
+    test('when an outranked user is sent her plain-text password, right or wrong, then both answers are the same FAILED: a batch answers no guess', async () => {
+      const right = await asUser('helpdesk', `<user><username>alice</username><password>${ALICE_PASSWORD}</password></user>`);
+      const wrong = await asUser('helpdesk', '<user><username>alice</username><password>a wrong guess</password></user>');
+      expect(right).toEqual(wrong);
+      expect(right).toEqual([expect.objectContaining({ status: 'FAILED', message: expect.stringMatching(/^permission denied: alice holds manageAll, which you do not have$/i) })]);
     });
 
     test('when the actor holds every permission the target holds, then the same changes apply', async () => {

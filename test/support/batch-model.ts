@@ -208,8 +208,15 @@ function user(s: ModelState, op: UserOperation, acting: string | undefined, star
         userType: 'NORMAL',
         deleted: false,
       };
-  const next: ModelUser = { ...base, permissions: { ...base.permissions } };
   const f = op.fields;
+  // Naming another user's plain-text password is a guess that the answer (SKIPPED or not) would
+  // confirm: only an actor that may set it, or change that user at all, gets one, and never about a
+  // user that outranks it — whether or not the password matches.
+  if (current && f.password?.kind === 'plain' && acting !== undefined && acting !== key) {
+    allow(holds(s, acting, 'changePassword') || holds(s, acting, 'createUser'));
+    allow(outranksOrIs(s, acting, current));
+  }
+  const next: ModelUser = { ...base, permissions: { ...base.permissions } };
   if (f.email !== undefined) next.email = f.email;
   if (f.givenName !== undefined) next.givenName = f.givenName;
   if (f.familyName !== undefined) next.familyName = f.familyName;

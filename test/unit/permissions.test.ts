@@ -166,8 +166,26 @@ describe("permissions: another user's password needs changePassword; one's own n
     expect(outcomes(p)).toEqual([['UPDATED', 'ACTOR']]);
   });
 
-  test("when the actor lacks changePassword and sends another user's current password, then it is SKIPPED, not FAILED", () => {
-    const p = plan('<user><username>bob</username><password>old secret</password></user>', snapshot({ users: [actor(noPermissions()), BOB] }));
+  test.each([
+    ['the password bob has', 'old secret'],
+    ['a wrong guess', 'a wrong guess'],
+  ])("when the actor has neither changePassword nor createUser and sends %s for another user, then it is FAILED the same way (a batch answers no password guess)", (_what, plain) => {
+    const me = actor(allBut('changePassword', 'createUser'));
+    const p = plan(`<user><username>bob</username><password>${plain}</password></user>${FOLLOW}`, snapshot({ users: [me, BOB] }));
+    expectDeniedThenRestApplied(p, 'bob', 'permission denied: changePassword required', me);
+  });
+
+  test("when the actor may change bob's other fields (createUser) and sends his current password, then it is SKIPPED: its own re-sent batches stay idempotent", () => {
+    const p = plan('<user><username>bob</username><password>old secret</password></user>', snapshot({ users: [actor(perms('createUser')), BOB] }));
+    expect(outcomes(p)).toEqual([['SKIPPED', 'bob']]);
+    expect(p.changes).toEqual(EMPTY_CHANGES);
+  });
+
+  test("when the actor lacks changePassword and sends another user's current password pre-hashed, then it is SKIPPED: equal stored forms answer no guess", () => {
+    const p = plan(
+      `<user><username>bob</username><password hash="sha256" salt="s4lt">${BOB.passwordHash?.split(':')[2]}</password></user>`,
+      snapshot({ users: [actor(noPermissions()), BOB] }),
+    );
     expect(outcomes(p)).toEqual([['SKIPPED', 'bob']]);
     expect(p.changes).toEqual(EMPTY_CHANGES);
   });
@@ -525,19 +543,25 @@ describe('permissions: no takeover — a user who holds a permission the actor l
   });
 
   test('when the actor lacks what the change itself needs, then the refusal names that permission and says nothing about the target', () => {
-    const me = actor(perms('createUser'));
+    const me = actor(perms('createCompany'));
     const p = plan(`<user><username>alice</username><password>taken over</password></user>${FOLLOW}`, snapshot({ users: [me, ALICE] }));
     expectDeniedThenRestApplied(p, 'alice', 'permission denied: changePassword required', me);
   });
 
-  test.each([
-    ['the password she has, in plain text', '<password>alice secret</password>'],
-    ['the pre-hashed form she has', ALICE_PREHASHED],
-  ])('when the actor sends %s with nothing else changed, then it is SKIPPED, not FAILED (a re-send stays idempotent)', (_what, password) => {
-    const stored = password.startsWith('<password hash') ? { ...ALICE, passwordHash: `sha256:xyz:${ALICE_DIGEST}` } : ALICE;
-    const p = plan(`<user><username>alice</username>${password}<givenName>Alice</givenName><permissions><manageAll>true</manageAll></permissions></user>`, snapshot({ users: [actor(perms('changePassword')), stored] }));
+  test('when the actor sends the pre-hashed form she has with nothing else changed, then it is SKIPPED, not FAILED (a re-send stays idempotent)', () => {
+    const stored = { ...ALICE, passwordHash: `sha256:xyz:${ALICE_DIGEST}` };
+    const p = plan(`<user><username>alice</username>${ALICE_PREHASHED}<givenName>Alice</givenName><permissions><manageAll>true</manageAll></permissions></user>`, snapshot({ users: [actor(perms('changePassword')), stored] }));
     expect(outcomes(p)).toEqual([['SKIPPED', 'alice']]);
     expect(p.changes).toEqual(EMPTY_CHANGES);
+  });
+
+  test.each([
+    ['the password she has', 'alice secret'],
+    ['a wrong guess', 'a wrong guess'],
+  ])('when the actor sends %s in plain text, then it is FAILED the same way: nobody learns whether a guess at the password of a user who outranks it is right', (_what, plain) => {
+    const me = actor(perms('changePassword', 'createUser'));
+    const p = plan(`<user><username>alice</username><password>${plain}</password></user>${FOLLOW}`, snapshot({ users: [me, ALICE] }));
+    expectDeniedThenRestApplied(p, 'alice', 'permission denied: Alice holds manageAll, which you do not have', me);
   });
 
   test('when the actor deletes or blocks a user that is already so, or deletes an unknown user, then it is SKIPPED whatever she holds', () => {
@@ -756,7 +780,7 @@ describe('permissions: principals without an acting user, no-ops and re-sent bat
       access: [grant('bob', 'firma', 'UCETNI')],
     });
     const p = plan(
-      `<user><username>bob</username><password>old secret</password><email>bob@firma.cz</email><permissions><manageAll>true</manageAll></permissions><blocked>false</blocked></user>
+      `<user><username>bob</username><password hash="sha256" salt="s4lt">${BOB.passwordHash?.split(':')[2]}</password><email>bob@firma.cz</email><permissions><manageAll>true</manageAll></permissions><blocked>false</blocked></user>
        <access role="UCETNI" user="bob">firma</access>
        <access user="bob">firma</access>
        <access role="UCETNI" user="bob"/>
