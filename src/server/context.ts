@@ -6,12 +6,14 @@ import { ROOT_GROUP } from '../domain/principals';
 import type { Logger } from '../log';
 import type { Store } from '../store/store';
 import { authenticate, type AuthOptions } from './authenticate';
+import type { PasswordChecks } from './password-checks';
 
 export interface AppDeps {
   config: Config;
   store: Store;
   executor: BatchExecutor;
   auth: AuthOptions;
+  passwordChecks: PasswordChecks;
   logger: Logger;
 }
 
