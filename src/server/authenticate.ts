@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import { createHash } from 'node:crypto';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Principal } from '../domain/principals';
 import { ROOT_GROUP } from '../domain/principals';
@@ -38,10 +39,12 @@ export function refuse(options: AuthOptions, req: Request, reason: string, messa
   throw new FlexiError('unauthorized', message, { 'WWW-Authenticate': 'Basic realm="flexi-admin"' });
 }
 
+/** Names as throttle keys: a digest, so that a sprayed name of any length costs the same few bytes. */
+const nameKey = (kind: string, name: string): string => createHash('sha256').update(`${kind}:${name}`, 'utf8').digest('base64url');
 /** The throttle's key for password guesses at a stored user's login (usernames are case-insensitive). */
-export const loginKey = (username: string): string => `user:${userKey(username)}`;
+export const loginKey = (username: string): string => nameKey('user', userKey(username));
 /** The throttle's key for guesses of the server-auth password under a name. */
-const serverNameKey = (username: string): string => `server:${username}`;
+const serverNameKey = (username: string): string => nameKey('server', username);
 
 /**
  * Runs `check` as a counted attempt (AuthThrottle.begin): a refusal (401) counts as a failure;
