@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_PBKDF2_ITERATIONS, HASH_ALGORITHMS, isHashAlgorithm, type HashAlgorithm, type HashPolicy } from './domain/passwords';
+import { DEFAULT_PBKDF2_ITERATIONS, HASH_ALGORITHMS, isHashAlgorithm, MAX_PBKDF2_ITERATIONS, type HashAlgorithm, type HashPolicy } from './domain/passwords';
 import { FlexiError } from './errors';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
@@ -24,7 +24,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   sessionIdleMs: number;
   authMaxFailures: number;
+  authMaxFailuresPerUser: number;
   authFailureWindowMs: number;
+  passwordCheckConcurrency: number;
+  passwordCheckQueue: number;
   dbPool: number;
 }
 
@@ -91,12 +94,24 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
       return t;
     },
   },
-  pbkdf2Iterations: { key: 'pbkdf2Iterations', flag: 'pbkdf2-iterations', env: 'FLEXI_PBKDF2_ITERATIONS', help: `PBKDF2 iterations for new hashes (default ${DEFAULT_PBKDF2_ITERATIONS})`, read: integer('pbkdf2-iterations', 1) },
+  pbkdf2Iterations: { key: 'pbkdf2Iterations', flag: 'pbkdf2-iterations', env: 'FLEXI_PBKDF2_ITERATIONS', help: `PBKDF2 iterations for new hashes, at most ${MAX_PBKDF2_ITERATIONS} (default ${DEFAULT_PBKDF2_ITERATIONS})`, read: integer('pbkdf2-iterations', 1, MAX_PBKDF2_ITERATIONS) },
   requestTimeoutMs: { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'FLEXI_REQUEST_TIMEOUT', help: 'milliseconds a client has to send its whole request (default 60000)', read: integer('request-timeout', 1000) },
   shutdownTimeoutMs: { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'FLEXI_SHUTDOWN_TIMEOUT', help: 'on SIGTERM, milliseconds clients still sending a request get to finish it; received batches always finish (default 30000)', read: integer('shutdown-timeout', 0) },
   sessionIdleMs: { key: 'sessionIdleMs', flag: 'session-idle', env: 'FLEXI_SESSION_IDLE', help: 'milliseconds a login session may stay unused before it expires (default 1800000)', read: integer('session-idle', 1000) },
   authMaxFailures: { key: 'authMaxFailures', flag: 'auth-max-failures', env: 'FLEXI_AUTH_MAX_FAILURES', help: 'failed authentications one address may make per window before 429 (default 10)', read: integer('auth-max-failures', 1) },
+  authMaxFailuresPerUser: {
+    key: 'authMaxFailuresPerUser', flag: 'auth-max-failures-per-user', env: 'FLEXI_AUTH_MAX_FAILURES_PER_USER',
+    help: 'failed password checks one username may get per window, from all addresses together, before 429 (default 30)', read: integer('auth-max-failures-per-user', 1),
+  },
   authFailureWindowMs: { key: 'authFailureWindowMs', flag: 'auth-failure-window', env: 'FLEXI_AUTH_FAILURE_WINDOW', help: 'milliseconds of that window (default 60000)', read: integer('auth-failure-window', 1000) },
+  passwordCheckConcurrency: {
+    key: 'passwordCheckConcurrency', flag: 'password-check-concurrency', env: 'FLEXI_PASSWORD_CHECK_CONCURRENCY',
+    help: 'login password checks hashing at the same time (default 2)', read: integer('password-check-concurrency', 1, 64),
+  },
+  passwordCheckQueue: {
+    key: 'passwordCheckQueue', flag: 'password-check-queue', env: 'FLEXI_PASSWORD_CHECK_QUEUE',
+    help: 'login password checks that may wait for one; more get 503 with Retry-After (default 32)', read: integer('password-check-queue', 0, 100_000),
+  },
   dbPool: { key: 'dbPool', flag: 'db-pool', env: 'FLEXI_DB_POOL', help: 'PostgreSQL connection pool size per process (default 10)', read: integer('db-pool', 1, 1000) },
 };
 
@@ -118,7 +133,10 @@ export const DEFAULTS: Config = {
   shutdownTimeoutMs: 30_000,
   sessionIdleMs: 30 * 60_000,
   authMaxFailures: 10,
+  authMaxFailuresPerUser: 30,
   authFailureWindowMs: 60_000,
+  passwordCheckConcurrency: 2,
+  passwordCheckQueue: 32,
   dbPool: 10,
 };
 

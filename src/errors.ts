@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'unsupported-media-type'
   | 'too-many-requests'
   | 'store-unavailable'
+  | 'server-busy'
   | 'usage'
   | 'config'
   | 'internal';
@@ -28,6 +29,7 @@ const STATUS: Record<ErrorCode, number> = {
   'unsupported-media-type': 415,
   'too-many-requests': 429,
   'store-unavailable': 503,
+  'server-busy': 503,
   usage: 2,
   config: 1,
   internal: 500,

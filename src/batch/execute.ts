@@ -13,6 +13,8 @@ import { countResults, renderResult, type Stats } from './render';
 export interface ExecutorOptions {
   maxOperations: number;
   hashPolicy: HashPolicy;
+  /** Told the password hashes of every user a batch wrote, once they are committed. */
+  onPasswordsWritten?: (hashes: Array<string | null>) => void;
 }
 
 export interface BatchOutcome {
@@ -116,7 +118,7 @@ export class BatchExecutor {
     if (this.inFlight.has(flight)) throw alreadyInFlight(doc.id);
     this.inFlight.add(flight);
     try {
-      return await this.store.inBatch(async (tx) => {
+      const { written, ...outcome } = await this.store.inBatch(async (tx) => {
         const snapshot = await tx.loadSnapshot(snapshotRequest(doc, principal), principal.scope);
         const verified = await verifyAgainstSnapshot(doc, snapshot);
         const plan = planBatch(doc, snapshot, {
@@ -124,8 +126,11 @@ export class BatchExecutor {
           passwordMatches: (stored, plain) => verified.get(pairKey(stored, plain)) ?? verifyPasswordSync(stored, plain),
         });
         const xml = renderResult({ id: doc.id, dryRun: doc.dryRun }, plan.results);
+        let written: Array<string | null> = [];
         if (!doc.dryRun) {
-          await tx.apply({ ...plan.changes, users: await hashNewPasswords(plan.changes.users, this.options.hashPolicy) });
+          const users = await hashNewPasswords(plan.changes.users, this.options.hashPolicy);
+          written = users.map((u) => u.passwordHash);
+          await tx.apply({ ...plan.changes, users });
           await tx.journal({
             batchId: doc.id,
             credential: `${principal.kind}:${principal.name}`,
@@ -139,8 +144,10 @@ export class BatchExecutor {
             resultXml: xml,
           });
         }
-        return { batchId: doc.id, xml, stats: countResults(plan.results), dryRun: doc.dryRun };
+        return { batchId: doc.id, xml, stats: countResults(plan.results), dryRun: doc.dryRun, written };
       }, { claim: flight });
+      this.options.onPasswordsWritten?.(written);
+      return outcome;
     } catch (err) {
       // A store shared by several processes refuses the claim while another process has this batch.
       if (isFlexiError(err) && err.code === 'conflict') throw alreadyInFlight(doc.id);

@@ -1,7 +1,7 @@
 import { COMPANY_ID_PATTERN } from '../domain/company-id';
 import { findOrgType, isCountry, unknownOrgTypeMessage } from '../domain/org-types';
 import { findPermission, PERMISSION_NAMES, type Permissions } from '../domain/permissions';
-import { formatStoredHash, HASH_ALGORITHMS, isHashAlgorithm } from '../domain/passwords';
+import { DIGEST_HEX_DIGITS, formatStoredHash, HASH_ALGORITHMS, isDigestOf, isHashAlgorithm, isPbkdf2Iterations, MAX_PBKDF2_ITERATIONS } from '../domain/passwords';
 import { findRole, unknownRoleMessage } from '../domain/roles';
 import { isUserType, USERNAME_PATTERN, USER_TYPES } from '../domain/users';
 import { FlexiError } from '../errors';
@@ -26,8 +26,6 @@ const ROOT_ATTRIBUTES = ['id', 'atomic', 'dry-run'];
 const MAX_BATCH_ID = 200;
 const MAX_TEXT = 255;
 const MAX_PASSWORD = 1024;
-/** More would let one pre-hashed password keep a CPU busy for many seconds at every re-send. */
-const MAX_PBKDF2_ITERATIONS = 10_000_000;
 
 /** Localized element names of the German copy of the original documentation. */
 const USER_ALIASES: Readonly<Record<string, string>> = {
@@ -120,6 +118,13 @@ function parseUsername(text: string, label: string): string {
   return text;
 }
 
+/** What a pre-hashed digest of `hash` must look like, and what was given instead. */
+function digestFormMessage(hash: (typeof HASH_ALGORITHMS)[number], text: string): string {
+  const what = hash === 'pbkdf2' ? 'the 32-byte PBKDF2-HMAC-SHA256 key' : `the ${hash} digest`;
+  const given = /^[0-9a-fA-F]*$/.test(text) ? `${text.length} digits` : 'characters other than hex digits';
+  return `a pre-hashed ${hash} <password> must be ${what} as ${DIGEST_HEX_DIGITS[hash]} hexadecimal digits (0-9, a-f or A-F), not ${given}`;
+}
+
 function parsePassword(element: XmlElement): UserFields['password'] {
   assertAttributes(element, ['hash', 'salt', 'iterations']);
   const text = textOf(element, 'password');
@@ -133,14 +138,14 @@ function parsePassword(element: XmlElement): UserFields['password'] {
     return { kind: 'plain', value: text };
   }
   if (!isHashAlgorithm(hash)) invalid(`unknown password hash '${hash}'; expected one of ${HASH_ALGORITHMS.join(', ')}`);
-  if (!/^[0-9a-fA-F]{1,256}$/.test(text)) invalid('a pre-hashed <password> must be a hexadecimal digest');
+  if (!isDigestOf(hash, text)) invalid(digestFormMessage(hash, text));
   const salt = element.attributes.get('salt') ?? '';
   if (salt.length > MAX_TEXT || /[\s]/.test(salt)) invalid('the password salt must be at most 255 characters without spaces');
   let iterations = 0;
   if (hash === 'pbkdf2') {
     const given = element.attributes.get('iterations');
     iterations = Number(given);
-    if (given === undefined || !/^[1-9][0-9]{0,7}$/.test(given) || iterations > MAX_PBKDF2_ITERATIONS) {
+    if (given === undefined || !/^[1-9][0-9]{0,7}$/.test(given) || !isPbkdf2Iterations(iterations)) {
       invalid(`a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to ${MAX_PBKDF2_ITERATIONS}`);
     }
   } else if (element.attributes.has('iterations')) {

@@ -1,14 +1,15 @@
 import type { Request } from 'express';
+import { createHash } from 'node:crypto';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Principal } from '../domain/principals';
 import { ROOT_GROUP } from '../domain/principals';
-import type { UserRecord } from '../domain/users';
-import { FlexiError } from '../errors';
+import { userKey, type UserRecord } from '../domain/users';
+import { FlexiError, isFlexiError } from '../errors';
 import type { Logger } from '../log';
 import type { Store } from '../store/store';
 import { checkServerCredentials, type ServerCredentials } from './server-auth';
 import { sessionIdHash } from './sessions';
-import type { AuthThrottle } from './throttle';
+import type { Attempt, AuthThrottle } from './throttle';
 
 export interface AuthOptions {
   store: Store;
@@ -29,11 +30,38 @@ export function clientAddress(req: Request): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
-/** Every failure answers the same and counts against the address; only the log says which check failed. */
-export function refuse(options: AuthOptions, req: Request, reason: string, message = REFUSED): never {
-  options.throttle.recordFailure(clientAddress(req));
-  options.logger.warn('authentication refused', { reason, remote: clientAddress(req), path: req.path });
+/**
+ * Every failure answers the same; only the log says which check failed. The caller counts the
+ * failure with the throttle (asAttempt, or AuthThrottle.recordFailure).
+ */
+export function refuse(options: AuthOptions, req: Request, reason: string, message = REFUSED, fields: Record<string, unknown> = {}): never {
+  options.logger.warn('authentication refused', { reason, remote: clientAddress(req), path: req.path, ...fields });
   throw new FlexiError('unauthorized', message, { 'WWW-Authenticate': 'Basic realm="flexi-admin"' });
+}
+
+/** Names as throttle keys: a digest, so that a sprayed name of any length costs the same few bytes. */
+const nameKey = (kind: string, name: string): string => createHash('sha256').update(`${kind}:${name}`, 'utf8').digest('base64url');
+/** The throttle's key for password guesses at a stored user's login (usernames are case-insensitive). */
+export const loginKey = (username: string): string => nameKey('user', userKey(username));
+/** The throttle's key for guesses of the server-auth password under a name. */
+const serverNameKey = (username: string): string => nameKey('server', username);
+
+/**
+ * Runs `check` as a counted attempt (AuthThrottle.begin): a refusal (401) counts as a failure;
+ * a success, or any other error (the store unreachable, the server busy: no guess was
+ * answered), counts nothing.
+ */
+export async function asAttempt<T>(attempt: Promise<Attempt>, check: () => Promise<T> | T): Promise<T> {
+  const counted = await attempt;
+  try {
+    const result = await check();
+    counted.release();
+    return result;
+  } catch (err) {
+    if (isFlexiError(err) && err.code === 'unauthorized') counted.fail();
+    else counted.release();
+    throw err;
+  }
 }
 
 function basicCredentials(header: string): { username: string; password: string } | undefined {
@@ -55,16 +83,19 @@ export function userUnavailable(user: UserRecord | undefined): 'does not exist' 
  * Authorization header is sent, else the client certificate — trusted by its registered
  * SHA1 fingerprint, not by who signed it. Then X-FlexiBee-Authorization, if sent, makes the
  * request act as that stored user.
+ *
+ * Session ids and passwords are guesses to throttle: each is counted before it is checked.
+ * A registered, valid certificate is never throttled — a stranger failing from a partner's
+ * address (a shared NAT) must not lock the partner out; a certificate cannot be guessed.
  */
 export async function authenticate(req: Request, options: AuthOptions): Promise<Principal> {
-  options.throttle.assertAllowed(clientAddress(req));
   const session = req.headers[SESSION_HEADER];
   const authorization = req.headers.authorization;
   let principal: Principal;
   if (typeof session === 'string') {
     principal = await sessionPrincipal(req, session, options);
   } else if (authorization !== undefined) {
-    principal = passwordPrincipal(req, authorization, options);
+    principal = await passwordPrincipal(req, authorization, options);
   } else {
     principal = await certificatePrincipal(req, options);
   }
@@ -82,21 +113,25 @@ export async function authenticate(req: Request, options: AuthOptions): Promise<
   return { ...principal, actingUser: user.username };
 }
 
-async function sessionPrincipal(req: Request, sessionId: string, options: AuthOptions): Promise<Principal> {
-  const user = await options.store.useSession(sessionIdHash(sessionId), Date.now(), options.sessionIdleMs);
-  if (!user) refuse(options, req, 'unknown or expired session');
-  if (userUnavailable(user)) refuse(options, req, `session user ${user.username} ${userUnavailable(user)}`);
-  return { kind: 'session', name: user.username, scope: user.licenseGroup, actingUser: user.username };
+function sessionPrincipal(req: Request, sessionId: string, options: AuthOptions): Promise<Principal> {
+  return asAttempt(options.throttle.begin(clientAddress(req)), async () => {
+    const user = await options.store.useSession(sessionIdHash(sessionId), Date.now(), options.sessionIdleMs);
+    if (!user) refuse(options, req, 'unknown or expired session');
+    if (userUnavailable(user)) refuse(options, req, `session user ${user.username} ${userUnavailable(user)}`);
+    return { kind: 'session', name: user.username, scope: user.licenseGroup, actingUser: user.username };
+  });
 }
 
-function passwordPrincipal(req: Request, authorization: string, options: AuthOptions): Principal {
+function passwordPrincipal(req: Request, authorization: string, options: AuthOptions): Promise<Principal> {
   const credentials = basicCredentials(authorization);
-  if (!credentials) refuse(options, req, 'malformed Authorization header');
-  if (!options.serverCredentials) refuse(options, req, 'password authentication is off');
-  if (!checkServerCredentials(options.serverCredentials, credentials.username, credentials.password)) {
-    refuse(options, req, 'wrong server name or password');
-  }
-  return { kind: 'password', name: options.serverCredentials.username, scope: ROOT_GROUP };
+  return asAttempt(options.throttle.begin(clientAddress(req), credentials && serverNameKey(credentials.username)), () => {
+    if (!credentials) refuse(options, req, 'malformed Authorization header');
+    if (!options.serverCredentials) refuse(options, req, 'password authentication is off');
+    if (!checkServerCredentials(options.serverCredentials, credentials.username, credentials.password)) {
+      refuse(options, req, 'wrong server name or password');
+    }
+    return { kind: 'password', name: options.serverCredentials.username, scope: ROOT_GROUP };
+  });
 }
 
 /**
@@ -116,19 +151,31 @@ function peerCertificateOf(socket: TLSSocket): PeerCertificate {
   return cert;
 }
 
+/**
+ * A registered, valid certificate authenticates whatever its address did before. Any other
+ * outcome counts as a failure of the address, which is throttled (429) once over its limit.
+ */
 async function certificatePrincipal(req: Request, options: AuthOptions): Promise<Principal> {
+  const checked = await checkCertificate(req, options);
+  if (typeof checked !== 'string') return checked;
+  options.throttle.recordFailure(clientAddress(req));
+  refuse(options, req, checked);
+}
+
+/** The certificate's principal, or why it is refused. */
+async function checkCertificate(req: Request, options: AuthOptions): Promise<Principal | string> {
   const socket = req.socket as TLSSocket;
   const cert = peerCertificateOf(socket);
   // With requestCert and rejectUnauthorized off, "no certificate" is an empty object.
-  if (!cert || !cert.fingerprint) refuse(options, req, 'no client certificate');
+  if (!cert || !cert.fingerprint) return 'no client certificate';
   const now = Date.now();
   if (now < Date.parse(cert.valid_from) || now > Date.parse(cert.valid_to)) {
-    refuse(options, req, `certificate ${cert.fingerprint} is outside its validity period`);
+    return `certificate ${cert.fingerprint} is outside its validity period`;
   }
   if (options.requireChain && !socket.authorized) {
-    refuse(options, req, `certificate ${cert.fingerprint} does not verify against the client CA (${String(socket.authorizationError)})`);
+    return `certificate ${cert.fingerprint} does not verify against the client CA (${String(socket.authorizationError)})`;
   }
   const record = await options.store.findActiveFingerprint(cert.fingerprint);
-  if (!record) refuse(options, req, `certificate ${cert.fingerprint} is not registered or is revoked`);
+  if (!record) return `certificate ${cert.fingerprint} is not registered or is revoked`;
   return { kind: 'certificate', name: record.fingerprint, label: record.label ?? undefined, scope: record.scope };
 }

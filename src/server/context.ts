@@ -8,12 +8,14 @@ import { userKey } from '../domain/users';
 import type { Logger } from '../log';
 import type { Store } from '../store/store';
 import { authenticate, type AuthOptions } from './authenticate';
+import type { PasswordChecks } from './password-checks';
 
 export interface AppDeps {
   config: Config;
   store: Store;
   executor: BatchExecutor;
   auth: AuthOptions;
+  passwordChecks: PasswordChecks;
   logger: Logger;
 }
 

@@ -16,6 +16,7 @@ import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
 import { createApp } from './app';
 import { renderEnvelope } from './envelope';
+import { PasswordChecks } from './password-checks';
 import { readServerAuth } from './server-auth';
 import { AuthThrottle } from './throttle';
 
@@ -113,8 +114,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const tls = { key: readRequired(pki.serverKey, 'server key'), cert: readRequired(pki.server, 'server certificate') };
 
   const store = await openStore(config.db, { poolSize: config.dbPool });
+  const passwordChecks = new PasswordChecks({
+    store,
+    policy: hashPolicyOf(config),
+    concurrency: config.passwordCheckConcurrency,
+    queue: config.passwordCheckQueue,
+    logger,
+  });
   try {
     if (config.devPki) await registerDevClient(store, readRequired(pki.client, 'dev client certificate'), logger);
+    // Before the first login: its decoy work must already follow the costliest stored form.
+    await passwordChecks.load();
   } catch (err) {
     await store.close();
     throw err;
@@ -122,6 +132,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const executor = new BatchExecutor(store, {
     maxOperations: config.maxOperations,
     hashPolicy: hashPolicyOf(config),
+    onPasswordsWritten: (hashes) => passwordChecks.note(hashes),
   });
   const app = createApp({
     config,
@@ -133,9 +144,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       serverCredentials,
       requireChain: clientCa !== undefined,
       sessionIdleMs: config.sessionIdleMs,
-      throttle: new AuthThrottle({ maxFailures: config.authMaxFailures, windowMs: config.authFailureWindowMs }),
+      throttle: new AuthThrottle({
+        maxFailures: config.authMaxFailures,
+        maxFailuresPerUser: config.authMaxFailuresPerUser,
+        windowMs: config.authFailureWindowMs,
+      }),
       logger,
     },
+    passwordChecks,
   });
 
   // Every connection (also one still in its TLS handshake) and every request in progress, so a

@@ -66,6 +66,17 @@ export interface Store {
 
   /** A stored user with its password hash, for authentication only; deleted users included. */
   findUserRecord(scope: string, username: string): Promise<UserRecord | undefined>;
+  /**
+   * Replaces a user's password hash by a stronger form of the same password (at a login), only
+   * while the stored hash is still `from`: a batch that changed it meanwhile wins. The user's
+   * fields, timestamps and the journal are untouched, as the password itself did not change.
+   */
+  upgradePasswordHash(userKey: string, from: string, to: string): Promise<boolean>;
+  /**
+   * The most PBKDF2 iterations any stored password hash names (deleted users included, as a login
+   * checks their hashes too); 0 when none is pbkdf2. Forms that cannot be parsed may count too.
+   */
+  costliestPbkdf2Iterations(): Promise<number>;
   /** Sessions are kept by the SHA-256 of their id, so the database never holds a usable one. */
   createSession(session: { idHash: string; userKey: string; now: number }): Promise<void>;
   /**

@@ -201,11 +201,11 @@ describe('passwords end to end (SPEC §4.3)', () => {
   });
 
   test.each([
-    ['sha256', 'salt="xyz987"', 'af123bd35', 'sha256:xyz987:af123bd35'],
-    ['sha512', 'salt="s512"', 'ABCDEF0123', 'sha512:s512:ABCDEF0123'],
+    ['sha256', 'salt="xyz987"', 'af123bd3'.repeat(8), `sha256:xyz987:${'af123bd3'.repeat(8)}`],
+    ['sha512', 'salt="s512"', 'ABCDEF0123456789'.repeat(8), `sha512:s512:${'ABCDEF0123456789'.repeat(8)}`],
     ['sha1', 'salt="s1"', '0123456789abcdef0123456789abcdef01234567', 'sha1:s1:0123456789abcdef0123456789abcdef01234567'],
     ['md5', 'salt="m"', '0123456789abcdef0123456789abcdef', 'md5:m:0123456789abcdef0123456789abcdef'],
-    ['pbkdf2', 'salt="pepper" iterations="1000"', 'beef', 'pbkdf2:1000:pepper:beef'],
+    ['pbkdf2', 'salt="pepper" iterations="1000"', 'beef'.repeat(16), `pbkdf2:1000:pepper:${'beef'.repeat(16)}`],
   ])('when a %s pre-hashed password is sent, then it is stored exactly as given and re-sending it is SKIPPED', async (hash, attributes, digest, stored) => {
     const env = await setUp();
     const xml = `<user><username>anna.mlada</username><password hash="${hash}" ${attributes}>${digest}</password></user>`;
@@ -228,6 +228,61 @@ describe('passwords end to end (SPEC §4.3)', () => {
     expect(statuses(await env.send('<user><username>anna.mlada</username><password>geheim</password></user>'))).toEqual(['SKIPPED']);
     expect(rawUser(env, 'anna.mlada').password_hash).toBe(stored);
     expect(statuses(await env.send('<user><username>anna.mlada</username><password>falsch</password></user>'))).toEqual(['UPDATED']);
+  });
+});
+
+describe('pre-hashed digests have their algorithm\'s form (SPEC §4.3; issue 9, points 3 and 4)', () => {
+  const NEXT = '<user><username>next.user</username><email>next@firma.cz</email></user>';
+
+  test.each([
+    ['a 9-digit sha256 digest (the translated sample 07)', 'sha256', 'salt="xyz987"', 'af123bd35', 'the sha256 digest as 64 hexadecimal digits (0-9, a-f or A-F), not 9 digits'],
+    ['a sha256-long sha512 digest', 'sha512', 'salt="s"', 'ab'.repeat(32), 'the sha512 digest as 128 hexadecimal digits (0-9, a-f or A-F), not 64 digits'],
+    ['a 39-digit sha1 digest', 'sha1', 'salt="s"', 'a'.repeat(39), 'the sha1 digest as 40 hexadecimal digits (0-9, a-f or A-F), not 39 digits'],
+    ['an md5 digest with a non-hex letter', 'md5', 'salt="s"', `${'0'.repeat(31)}g`, 'the md5 digest as 32 hexadecimal digits (0-9, a-f or A-F), not characters other than hex digits'],
+    ['a pbkdf2 digest of an odd number of digits', 'pbkdf2', 'salt="s" iterations="1000"', 'a'.repeat(63), 'the 32-byte PBKDF2-HMAC-SHA256 key as 64 hexadecimal digits (0-9, a-f or A-F), not 63 digits'],
+    ['a 256-digit pbkdf2 digest', 'pbkdf2', 'salt="s" iterations="1000"', 'a'.repeat(256), 'the 32-byte PBKDF2-HMAC-SHA256 key as 64 hexadecimal digits (0-9, a-f or A-F), not 256 digits'],
+  ])('when a user is sent with %s, then it is FAILED naming the expected form, nothing of it is stored, and the rest of the batch is applied', async (_what, hash, attributes, digest, form) => {
+    const env = await setUp();
+    const before = rawUser(env, 'anna.mlada');
+    const answer = await env.send(`<user><username>anna.mlada</username><givenName>Changed</givenName><password hash="${hash}" ${attributes}>${digest}</password></user>${NEXT}`);
+    expect(entries(answer).map((e) => [e.id, e.status, e.message])).toEqual([
+      ['anna.mlada', 'FAILED', `a pre-hashed ${hash} <password> must be ${form}`],
+      ['next.user', 'CREATED', undefined],
+    ]);
+    expect(rawUser(env, 'anna.mlada')).toEqual(before);
+  });
+
+  test('when a pbkdf2 digest asks for more than 2 000 000 iterations (10 000 000 was accepted before), then it is FAILED naming the bound, with no hashing done', async () => {
+    const env = await setUp();
+    const answer = await env.send(`<user><username>anna.mlada</username><password hash="pbkdf2" salt="s" iterations="10000000">${'ab'.repeat(32)}</password></user>${NEXT}`);
+    expect(entries(answer).map((e) => [e.status, e.message])).toEqual([
+      ['FAILED', 'a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to 2000000'],
+      ['CREATED', undefined],
+    ]);
+  });
+
+  /** Writes a stored form straight into the store, as a version before these rules could have. */
+  async function storeLegacyHash(env: Env, username: string, passwordHash: string): Promise<void> {
+    const user = await env.store.findUserRecord('root', username);
+    if (!user) throw new Error(`no user ${username}`);
+    await env.store.inBatch((tx) => tx.apply({ deletedCompanies: [], companies: [], revokedAccess: [], grantedAccess: [], users: [{ ...user, passwordHash }] }));
+  }
+
+  test.each([
+    ['a pbkdf2 digest of an odd number of digits', `pbkdf2:1000:NaCl:${'a'.repeat(63)}`],
+    ['a pbkdf2 digest of 256 digits and 10 000 000 iterations', `pbkdf2:10000000:NaCl:${'a'.repeat(256)}`],
+    ['a pbkdf2 form over the iteration bound', `pbkdf2:2000001:NaCl:${'a'.repeat(64)}`],
+    ['a 9-digit sha256 digest', 'sha256:xyz987:af123bd35'],
+    ['no form at all', 'not a stored hash'],
+  ])('when a stored hash cannot be parsed (%s), then a batch giving that user a plain-text password is UPDATED with a fresh hash and its other operations are applied', async (_what, legacy) => {
+    const env = await setUp();
+    await storeLegacyHash(env, 'petr.novak', legacy);
+    const answer = await env.send(`<user><username>petr.novak</username><password>correct horse battery staple</password></user>${NEXT}`);
+    expect(statuses(answer)).toEqual(['UPDATED', 'CREATED']);
+    const stored = rawUser(env, 'petr.novak').password_hash as string;
+    expect(stored).not.toBe(legacy);
+    expect(await verifyPassword(stored, 'correct horse battery staple')).toBe(true);
+    expect(await verifyPassword(legacy, 'correct horse battery staple')).toBe(false);
   });
 });
 

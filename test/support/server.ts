@@ -110,6 +110,7 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     certs,
     logLevel: 'debug',
     authMaxFailures: 10_000,
+    authMaxFailuresPerUser: 10_000,
     ...overrides,
   };
   const logs: string[] = [];

@@ -6,6 +6,11 @@ import { ROLE_CODES } from '../../src/domain/roles';
 import { FlexiError } from '../../src/errors';
 
 const SEED_SAMPLES = join(__dirname, '..', '..', 'fixtures', 'seed-samples');
+/** Digests of the right length for each algorithm (SPEC §4.3); their value does not matter to the parser. */
+const HEX64 = '0123456789abcdef'.repeat(4);
+const HEX40 = HEX64.slice(0, 40);
+const HEX32 = HEX64.slice(0, 32);
+const HEX128_UPPER = 'ABCDEF0123456789'.repeat(8);
 
 function parse(body: string, maxOperations = 100): BatchDocument {
   return parseBatch(body, { maxOperations });
@@ -152,11 +157,20 @@ describe('parseBatch: duplicated and invalid values', () => {
     ['has an empty password', '<username>a</username><password></password>', '<password> must not be empty'],
     ['has a salt but no hash', '<username>a</username><password salt="s">abc</password>', '<password> has a salt but no hash attribute; give hash="sha256" (or another algorithm) with a pre-hashed digest'],
     ['names an unknown hash algorithm', '<username>a</username><password hash="bcrypt" salt="s">abc</password>', "unknown password hash 'bcrypt'; expected one of sha256, sha512, sha1, md5, pbkdf2"],
-    ['has a non-hex pre-hashed digest', '<username>a</username><password hash="sha256" salt="s">not hex</password>', 'a pre-hashed <password> must be a hexadecimal digest'],
-    ['has a pbkdf2 hash without iterations', '<username>a</username><password hash="pbkdf2" salt="s">abc</password>', 'a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to 10000000'],
-    ['has a pbkdf2 hash with 0 iterations', '<username>a</username><password hash="pbkdf2" salt="s" iterations="0">abc</password>', 'a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to 10000000'],
-    ['has a pbkdf2 hash with more than 10 million iterations', '<username>a</username><password hash="pbkdf2" salt="s" iterations="10000001">abc</password>', 'a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to 10000000'],
-    ['has iterations on a sha1 hash', '<username>a</username><password hash="sha1" salt="s" iterations="5">abc</password>', 'the iterations attribute belongs to pbkdf2 hashes, not sha1'],
+    ['has a non-hex pre-hashed digest', '<username>a</username><password hash="sha256" salt="s">not hex</password>', 'a pre-hashed sha256 <password> must be the sha256 digest as 64 hexadecimal digits (0-9, a-f or A-F), not characters other than hex digits'],
+    ['has a pbkdf2 hash without iterations', `<username>a</username><password hash="pbkdf2" salt="s">${HEX64}</password>`, 'a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to 2000000'],
+    ['has a pbkdf2 hash with 0 iterations', `<username>a</username><password hash="pbkdf2" salt="s" iterations="0">${HEX64}</password>`, 'a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to 2000000'],
+    ['has a pbkdf2 hash with more than 2 million iterations', `<username>a</username><password hash="pbkdf2" salt="s" iterations="2000001">${HEX64}</password>`, 'a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to 2000000'],
+    ['has a pbkdf2 hash with 10 million iterations', `<username>a</username><password hash="pbkdf2" salt="s" iterations="10000000">${HEX64}</password>`, 'a pbkdf2 <password> needs an iterations attribute with a whole number from 1 to 2000000'],
+    ['has iterations on a sha1 hash', `<username>a</username><password hash="sha1" salt="s" iterations="5">${HEX40}</password>`, 'the iterations attribute belongs to pbkdf2 hashes, not sha1'],
+    ['has a 9-digit sha256 digest (the translated sample 07)', '<username>a</username><password hash="sha256" salt="xyz987">af123bd35</password>', 'a pre-hashed sha256 <password> must be the sha256 digest as 64 hexadecimal digits (0-9, a-f or A-F), not 9 digits'],
+    ['has a sha256-long sha512 digest', `<username>a</username><password hash="sha512" salt="s">${HEX64}</password>`, 'a pre-hashed sha512 <password> must be the sha512 digest as 128 hexadecimal digits (0-9, a-f or A-F), not 64 digits'],
+    ['has a 41-digit sha1 digest', `<username>a</username><password hash="sha1" salt="s">${HEX40}0</password>`, 'a pre-hashed sha1 <password> must be the sha1 digest as 40 hexadecimal digits (0-9, a-f or A-F), not 41 digits'],
+    ['has a 31-digit md5 digest', `<username>a</username><password hash="md5" salt="s">${HEX32.slice(1)}</password>`, 'a pre-hashed md5 <password> must be the md5 digest as 32 hexadecimal digits (0-9, a-f or A-F), not 31 digits'],
+    ['has a pbkdf2 digest of an odd number of digits', `<username>a</username><password hash="pbkdf2" salt="s" iterations="1000">${HEX64.slice(1)}</password>`, 'a pre-hashed pbkdf2 <password> must be the 32-byte PBKDF2-HMAC-SHA256 key as 64 hexadecimal digits (0-9, a-f or A-F), not 63 digits'],
+    ['has a 256-digit pbkdf2 digest', `<username>a</username><password hash="pbkdf2" salt="s" iterations="1000">${HEX64.repeat(4)}</password>`, 'a pre-hashed pbkdf2 <password> must be the 32-byte PBKDF2-HMAC-SHA256 key as 64 hexadecimal digits (0-9, a-f or A-F), not 256 digits'],
+    ['has an empty pre-hashed digest', '<username>a</username><password hash="md5" salt="s"></password>', 'a pre-hashed md5 <password> must be the md5 digest as 32 hexadecimal digits (0-9, a-f or A-F), not 0 digits'],
+    ['has a digest with a 0x prefix', `<username>a</username><password hash="sha256" salt="s">0x${HEX64.slice(2)}</password>`, 'a pre-hashed sha256 <password> must be the sha256 digest as 64 hexadecimal digits (0-9, a-f or A-F), not characters other than hex digits'],
   ])('when a user %s, then only that operation is invalid and the message says why', (_what, inner, message) => {
     expect(user(inner).invalid).toBe(message);
   });
@@ -247,11 +261,12 @@ describe('parseBatch: fields', () => {
   });
 
   test.each([
-    ['sha256', 'salt="xyz987"', 'af123bd35', 'sha256:xyz987:af123bd35'],
-    ['sha512', 'salt="s1"', 'ABCDEF', 'sha512:s1:ABCDEF'],
-    ['sha1', 'salt="s:2"', '0a0b', 'sha1:s:2:0a0b'],
-    ['md5', '', 'ff', 'md5::ff'],
-    ['pbkdf2', 'salt="pepper" iterations="1000"', 'beef', 'pbkdf2:1000:pepper:beef'],
+    ['sha256', 'salt="xyz987"', HEX64, `sha256:xyz987:${HEX64}`],
+    ['sha512', 'salt="s1"', HEX128_UPPER, `sha512:s1:${HEX128_UPPER}`],
+    ['sha1', 'salt="s:2"', HEX40, `sha1:s:2:${HEX40}`],
+    ['md5', '', HEX32, `md5::${HEX32}`],
+    ['pbkdf2', 'salt="pepper" iterations="1000"', HEX64, `pbkdf2:1000:pepper:${HEX64}`],
+    ['pbkdf2', 'salt="pepper" iterations="2000000"', HEX64, `pbkdf2:2000000:pepper:${HEX64}`],
   ])('when a %s pre-hashed password is given, then it is kept in its stored form as given', (hash, attributes, digest, stored) => {
     expect(user(`<username>a</username><password hash="${hash}" ${attributes}>${digest}</password>`).fields.password).toEqual({
       kind: 'hashed',

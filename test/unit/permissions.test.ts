@@ -9,6 +9,9 @@ import type { RoleCode } from '../../src/domain/roles';
 import type { UserRecord } from '../../src/domain/users';
 import { company, EMPTY_CHANGES, grant, sha256, snapshot, user } from '../support/snapshots';
 
+/** Pre-hashed digests of the lengths SPEC §4.3 requires; the planner never checks their value. */
+const SHA256_DIGEST = 'af123bd3'.repeat(8);
+
 /**
  * SPEC §6 at planner level: a certificate principal impersonating the stored user "actor"
  * (X-FlexiBee-Authorization) acts with that user's permissions and grants.
@@ -133,14 +136,14 @@ describe("permissions: another user's password needs changePassword; one's own n
   });
 
   test('when the actor has changePassword, then a pre-hashed password is stored for another user (UPDATED)', () => {
-    const p = plan('<user><username>bob</username><password hash="sha256" salt="xyz">af123bd35</password></user>', snapshot({ users: [actor(perms('changePassword')), BOB] }));
+    const p = plan(`<user><username>bob</username><password hash="sha256" salt="xyz">${SHA256_DIGEST}</password></user>`, snapshot({ users: [actor(perms('changePassword')), BOB] }));
     expect(outcomes(p)).toEqual([['UPDATED', 'bob']]);
-    expect(p.changes).toEqual({ ...EMPTY_CHANGES, users: [{ ...BOB, passwordHash: 'sha256:xyz:af123bd35' }] });
+    expect(p.changes).toEqual({ ...EMPTY_CHANGES, users: [{ ...BOB, passwordHash: `sha256:xyz:${SHA256_DIGEST}` }] });
   });
 
   test.each([
     ['a plain-text password', '<password>new secret</password>'],
-    ['a pre-hashed password', '<password hash="sha256" salt="xyz">af123bd35</password>'],
+    ['a pre-hashed password', `<password hash="sha256" salt="xyz">${SHA256_DIGEST}</password>`],
   ])("when the actor lacks changePassword, then %s for another user is FAILED and the rest of the batch is applied", (_what, password) => {
     const me = actor(allBut('changePassword'));
     const p = plan(`<user><username>bob</username>${password}</user>${FOLLOW}`, snapshot({ users: [me, BOB] }));

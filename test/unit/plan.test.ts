@@ -6,6 +6,10 @@ import { noPermissions } from '../../src/domain/permissions';
 import type { Principal } from '../../src/domain/principals';
 import { company, EMPTY_CHANGES, grant, sha256, snapshot, user } from '../support/snapshots';
 
+/** Pre-hashed digests of the lengths SPEC §4.3 requires; the planner never checks their value. */
+const SHA256_DIGEST = 'af123bd3'.repeat(8);
+const MD5_DIGEST = 'abcd'.repeat(8);
+
 const ROOT: Principal = { kind: 'cli', name: 'cli', scope: 'root' };
 
 // ── hand-made snapshots ─────────────────────────────────────────────────────────────────
@@ -176,20 +180,20 @@ describe('planBatch: passwords (SPEC §4.3)', () => {
   });
 
   test('when a pre-hashed password is given, then it is stored as given, and re-sending it is SKIPPED', () => {
-    const p = plan('<user><username>anna.mlada</username><password hash="sha256" salt="xyz987">af123bd35</password></user>', snapshot({ users: [ANNA] }));
+    const p = plan(`<user><username>anna.mlada</username><password hash="sha256" salt="xyz987">${SHA256_DIGEST}</password></user>`, snapshot({ users: [ANNA] }));
     expect(outcomes(p)).toEqual([['UPDATED', 'anna.mlada']]);
-    expect(p.changes.users).toEqual([{ ...ANNA, passwordHash: 'sha256:xyz987:af123bd35' }]);
+    expect(p.changes.users).toEqual([{ ...ANNA, passwordHash: `sha256:xyz987:${SHA256_DIGEST}` }]);
     const again = plan(
-      '<user><username>anna.mlada</username><password hash="sha256" salt="xyz987">af123bd35</password></user>',
-      snapshot({ users: [{ ...ANNA, passwordHash: 'sha256:xyz987:af123bd35' }] }),
+      `<user><username>anna.mlada</username><password hash="sha256" salt="xyz987">${SHA256_DIGEST}</password></user>`,
+      snapshot({ users: [{ ...ANNA, passwordHash: `sha256:xyz987:${SHA256_DIGEST}` }] }),
     );
     expect(outcomes(again)).toEqual([['SKIPPED', 'anna.mlada']]);
   });
 
   test('when a pre-hashed password follows a plain-text one for the same user, then the pre-hashed one wins and nothing is left to hash', () => {
-    const p = plan('<user><username>petr</username><password>pw</password></user><user><username>petr</username><password hash="md5" salt="s">abcd</password></user>');
+    const p = plan(`<user><username>petr</username><password>pw</password></user><user><username>petr</username><password hash="md5" salt="s">${MD5_DIGEST}</password></user>`);
     expect(statuses(p)).toEqual(['CREATED', 'UPDATED']);
-    expect(p.changes.users).toEqual([user('petr', { passwordHash: 'md5:s:abcd' })]);
+    expect(p.changes.users).toEqual([user('petr', { passwordHash: `md5:s:${MD5_DIGEST}` })]);
   });
 
   test('when a plain-text password follows the pre-hashed form of that very password, then it is SKIPPED', () => {

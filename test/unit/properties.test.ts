@@ -11,7 +11,10 @@
  *     rule of test/integration/idempotency.test.ts — the precondition is that SPEC §4 itself makes
  *     the batch idempotent (run twice in the model, the second run changes nothing: forward
  *     references fail it), and the second answer is SKIPPED/FAILED except for entries another
- *     operation of the batch writes too.
+ *     operation of the batch writes too;
+ * (d) password verification (issue 9, point 4): any stored string and any password give true or
+ *     false, never a throw — a form that cannot be parsed (an odd-length pbkdf2 digest, a digest
+ *     of the wrong length, iterations out of bounds) simply does not match.
  *
  * Every property runs with a fixed seed (FC_SEED overrides it; FC_RUNS=10 runs ten times as many
  * cases); fast-check prints the seed and the path of a counterexample when a property fails, so
@@ -24,6 +27,16 @@ import type { BatchDocument } from '../../src/batch/operations';
 import { parseBatch } from '../../src/batch/parse';
 import { planBatch, snapshotRequest, type Plan, type Snapshot } from '../../src/batch/plan';
 import { renderResult } from '../../src/batch/render';
+import {
+  checkLoginPassword,
+  DIGEST_HEX_DIGITS,
+  hashPassword,
+  HASH_ALGORITHMS,
+  MAX_PBKDF2_ITERATIONS,
+  verifyPassword,
+  verifyPasswordSync,
+  type HashPolicy,
+} from '../../src/domain/passwords';
 import { noPermissions, PERMISSION_NAMES, type Permissions } from '../../src/domain/permissions';
 import type { Principal } from '../../src/domain/principals';
 import type { UserRecord } from '../../src/domain/users';
@@ -530,5 +543,55 @@ describe('re-sending a batch to the planner (SPEC §5.2)', () => {
     );
     // The rule must bite: most generated batches are idempotent by the specification.
     expect(held).toBeGreaterThan(2 * excused);
+  });
+});
+
+// ── (d) password verification ───────────────────────────────────────────────────────────
+
+const hexDigits = (min: number, max: number): fc.Arbitrary<string> =>
+  fc.array(fc.constantFrom(...'0123456789abcdefABCDEF'), { minLength: min, maxLength: max }).map((d) => d.join(''));
+
+/** Iteration counts in and out of bounds; the valid ones small, so that a property stays fast. */
+const iterationCounts = fc.oneof(
+  fc.integer({ min: 1, max: 200 }).map(String),
+  fc.constantFrom('0', '-1', '01', '1e3', ' 5', '5 ', '0x10', '', 'NaN', 'Infinity', '1.5', String(MAX_PBKDF2_ITERATIONS + 1), '10000000', '9'.repeat(30)),
+);
+
+/** Stored forms as a store might hold them: right, nearly right (the lengths of other algorithms, odd lengths) and wrong. */
+const storedForms = fc.oneof(
+  fc.tuple(fc.constantFrom(...HASH_ALGORITHMS, 'SHA256', 'bcrypt', ''), fc.string({ maxLength: 12 }), fc.constantFrom(...Object.values(DIGEST_HEX_DIGITS)), fc.integer({ min: -1, max: 1 }))
+    .chain(([alg, salt, digits, off]) => hexDigits(Math.max(0, digits + off), Math.max(0, digits + off)).map((hex) => `${alg}:${salt}:${hex}`)),
+  fc.tuple(iterationCounts, fc.string({ maxLength: 12 }), fc.oneof(hexDigits(64, 64), hexDigits(0, 300))).map(([n, salt, hex]) => `pbkdf2:${n}:${salt}:${hex}`),
+  fc.tuple(fc.constantFrom(...HASH_ALGORITHMS), fc.string({ maxLength: 40 })).map(([alg, rest]) => `${alg}:${rest}`),
+  fc.string({ maxLength: 80 }),
+  fc.string({ unit: 'binary', maxLength: 80 }),
+);
+
+describe('password verification on any stored form (SPEC §4.3; issue 9, point 4)', () => {
+  const policy: HashPolicy = { algorithm: 'sha256', pbkdf2Iterations: 1 };
+
+  test('when any stored string is verified against any password, then the answer is true or false and nothing throws', async () => {
+    await fc.assert(
+      fc.asyncProperty(storedForms, fc.string({ unit: 'binary', maxLength: 40 }), async (stored, password) => {
+        expect(typeof verifyPasswordSync(stored, password)).toBe('boolean');
+        expect(typeof (await verifyPassword(stored, password))).toBe('boolean');
+        const login = await checkLoginPassword(stored, password, 50, policy);
+        expect(typeof login.matches).toBe('boolean');
+        expect(login.pbkdf2Iterations).toBeGreaterThanOrEqual(50);
+      }),
+      runs(2000),
+    );
+  });
+
+  test('when a password is hashed in any algorithm, then its stored form verifies it and no other password', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...HASH_ALGORITHMS), fc.string({ maxLength: 40 }), fc.string({ maxLength: 40 }), async (algorithm, password, other) => {
+        const stored = await hashPassword(password, { algorithm, pbkdf2Iterations: 10 });
+        expect(await verifyPassword(stored, password)).toBe(true);
+        expect(verifyPasswordSync(stored, password)).toBe(true);
+        expect(await verifyPassword(stored, other)).toBe(other === password);
+      }),
+      runs(300),
+    );
   });
 });

@@ -1,9 +1,8 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { parseXmlDocument } from '../../batch/xml';
 import { escapeXml } from '../../batch/render';
-import { hashPolicyOf } from '../../config';
 import { FlexiError } from '../../errors';
-import { clientAddress, refuse, SESSION_HEADER } from '../authenticate';
+import { asAttempt, clientAddress, loginKey, refuse, SESSION_HEADER } from '../authenticate';
 import { isXmlType } from '../body';
 import type { AppDeps } from '../context';
 import type { Format } from '../envelope';
@@ -65,12 +64,13 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       res.locals.format = format;
       auth.throttle.assertAllowed(clientAddress(req));
       const { username, password } = credentialsOf(req);
-      const result = await login(deps.store, hashPolicyOf(deps.config), username, password);
-      if (!result.ok) {
-        if (result.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${result.username} is blocked: ${result.message}`);
+      const result = await asAttempt(auth.throttle.begin(clientAddress(req), loginKey(username)), async () => {
+        const outcome = await login(deps.store, deps.passwordChecks, username, password);
+        if (outcome.ok) return outcome;
+        if (outcome.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${outcome.username} is blocked: ${outcome.message}`);
         // The same 401 as every other refusal: nothing tells a wrong name from a wrong password.
-        refuse(auth, req, `failed login for ${username}`);
-      }
+        refuse(auth, req, `failed login for ${username}`, undefined, { pbkdf2Iterations: outcome.pbkdf2Iterations });
+      });
       res.locals.principal = { kind: 'session', name: result.user.username, scope: result.user.licenseGroup, actingUser: result.user.username };
       send(res, format, success(format, { authSessionId: result.sessionId }));
     });
@@ -80,11 +80,12 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
     router.post(path, async (req, res) => {
       const format = answerFormat(req);
       res.locals.format = format;
-      auth.throttle.assertAllowed(clientAddress(req));
       const sessionId = req.headers[SESSION_HEADER];
-      if (typeof sessionId !== 'string' || !(await deps.store.deleteSession(sessionIdHash(sessionId), Date.now(), auth.sessionIdleMs))) {
-        refuse(auth, req, 'logout without a live session');
-      }
+      await asAttempt(auth.throttle.begin(clientAddress(req)), async () => {
+        if (typeof sessionId !== 'string' || !(await deps.store.deleteSession(sessionIdHash(sessionId), Date.now(), auth.sessionIdleMs))) {
+          refuse(auth, req, 'logout without a live session');
+        }
+      });
       send(res, format, success(format, {}));
     });
   }

@@ -434,6 +434,19 @@ export class PostgresStore implements Store {
     return row ? toUser(row) : undefined;
   }
 
+  async upgradePasswordHash(userKey: string, from: string, to: string): Promise<boolean> {
+    const rows = await this.query('UPDATE users SET password_hash = $3 WHERE key = $1 AND password_hash = $2 RETURNING 1', [userKey, from, to]);
+    return rows.length === 1;
+  }
+
+  async costliestPbkdf2Iterations(): Promise<number> {
+    // Up to eight digits only, so that a malformed count can neither fail the cast nor overflow.
+    const [row] = await this.query(`SELECT MAX(n::integer) AS n FROM (
+        SELECT split_part(password_hash, ':', 2) AS n FROM users WHERE password_hash LIKE 'pbkdf2:%') AS counts
+      WHERE n ~ '^[0-9]{1,8}$'`);
+    return Number(row?.n ?? 0);
+  }
+
   async createSession(session: { idHash: string; userKey: string; now: number }): Promise<void> {
     await this.query('INSERT INTO sessions (id_hash, user_key, created_at, last_used_at) VALUES ($1, $2, $3, $3)', [
       session.idHash,

@@ -298,6 +298,21 @@ export class SqliteStore implements Store {
     });
   }
 
+  upgradePasswordHash(userKey: string, from: string, to: string): Promise<boolean> {
+    return this.write((db) => this.statement(db, 'UPDATE users SET password_hash = ? WHERE key = ? AND password_hash = ?').run(to, userKey, from).changes === 1);
+  }
+
+  costliestPbkdf2Iterations(): Promise<number> {
+    return this.read((db) => {
+      // Up to eight digits only, so that a malformed count can neither fail the cast nor overflow.
+      const row = this.statement(db, `SELECT MAX(CAST(n AS INTEGER)) AS n FROM (
+            SELECT substr(password_hash, 8, instr(substr(password_hash, 8), ':') - 1) AS n
+            FROM users WHERE substr(password_hash, 1, 7) = 'pbkdf2:')
+          WHERE length(n) BETWEEN 1 AND 8 AND n NOT GLOB '*[^0-9]*'`).get() as Row;
+      return Number(row.n ?? 0);
+    });
+  }
+
   createSession(session: { idHash: string; userKey: string; now: number }): Promise<void> {
     return this.write((db) => {
       this.statement(db, 'INSERT INTO sessions (id_hash, user_key, created_at, last_used_at) VALUES (?, ?, ?, ?)').run(
