@@ -52,7 +52,8 @@ export function shellWord(word: string): string {
 /** The line printed at start: copied into a shell, it applies the corrected full sample. */
 export function curlLine(config: Config, port: number): string {
   const pki = devPkiPaths(config.certs);
-  const sample = join(REPO_ROOT, 'fixtures', 'seed-samples', '08-full-sample-corrected.xml');
+  // Seed sample 08 with anna's pre-hashed password as a whole digest (fixtures/README.md): it succeeds completely.
+  const sample = join(REPO_ROOT, 'fixtures', 'scenario', '01-full-sample-corrected.xml');
   const file = existsSync(sample) ? shown(sample) : 'batch.xml';
   const host = ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(config.host) ? 'localhost' : config.host;
   const authority = isIP(host) === 6 ? `[${host}]` : host;

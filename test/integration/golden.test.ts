@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { verifyPasswordSync } from '../../src/domain/passwords';
@@ -75,6 +76,8 @@ describe('the seed samples, each alone on an empty store', () => {
   });
 });
 
+const ANNA_DIGEST = createHash('sha256').update('xyz987:Anna Mladá heslo', 'utf8').digest('hex');
+
 describe('the scenario: 08, 08 again, onboarding Digital Media, 01–07, Digital Media again', () => {
   const steps = xmlFiles(SCENARIO);
   let server: TestServer;
@@ -97,11 +100,14 @@ describe('the scenario: 08, 08 again, onboarding Digital Media, 01–07, Digital
   const grantsTo = (id: string): Row[] => storeState(server.db).access.filter((a) => a.company_id === id);
   const user = (key: string): Row | undefined => (dumpStore(server.db).users as Row[]).find((u) => u.key === key);
 
-  test('when the scenario is listed, then its steps are numbered and the copied seed samples are unchanged', () => {
+  test('when the scenario is listed, then its steps are numbered and the copied seed samples are unchanged but for 08\'s digest', () => {
     expect(steps.map((s) => s.slice(0, 3))).toEqual(['01-', '02-', '03-', '04-', '05-', '06-', '07-', '08-', '09-', '10-', '11-']);
+    // 08 as the seed has it gives anna a 9-digit sha256 digest, which SPEC §4.3 refuses; the scenario
+    // runs the corrected sample with a whole digest (sha256 of "xyz987:Anna Mladá heslo"), so that
+    // everything after it has its users and companies (fixtures/README.md).
+    const sample08 = readFileSync(join(SEED, '08-full-sample-corrected.xml'), 'utf8').replace('>af123bd35<', `>${ANNA_DIGEST}<`);
+    for (const step of ['01-full-sample-corrected.xml', '02-full-sample-corrected-again.xml']) expect(readFileSync(join(SCENARIO, step), 'utf8')).toBe(sample08);
     const copies: Record<string, string> = {
-      '01-full-sample-corrected.xml': '08-full-sample-corrected.xml',
-      '02-full-sample-corrected-again.xml': '08-full-sample-corrected.xml',
       '04-block-user.xml': '01-block-user.xml',
       '05-unblock-user.xml': '02-unblock-user.xml',
       '06-remove-admin-role.xml': '03-remove-admin-role.xml',

@@ -3,7 +3,8 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { entries, startTestServer, statuses, validateAnswer, type TestServer } from '../support/server';
 
-const SAMPLE = join(__dirname, '..', '..', 'fixtures', 'seed-samples', '08-full-sample-corrected.xml');
+/** The corrected full sample (seed sample 08 with anna's digest made whole, fixtures/README.md), as the server's start line names it. */
+const SAMPLE = join(__dirname, '..', '..', 'fixtures', 'scenario', '01-full-sample-corrected.xml');
 
 describe('the reference client: curl -T over mutual TLS', () => {
   let server: TestServer;

@@ -60,7 +60,7 @@ describe('the defaults of npm start', () => {
   test('when started from the repository root with the defaults, then the printed line is the documented one', () => {
     expect(process.cwd()).toBe(REPO_ROOT);
     expect(curlLine(loadConfig({ flags: {}, env: {} }), 7000)).toBe(
-      'curl -T fixtures/seed-samples/08-full-sample-corrected.xml https://localhost:7000/admin/batch --cacert certs/ca.pem -E certs/client.pem --key certs/client-key.pem',
+      'curl -T fixtures/scenario/01-full-sample-corrected.xml https://localhost:7000/admin/batch --cacert certs/ca.pem -E certs/client.pem --key certs/client-key.pem',
     );
   });
 
@@ -104,7 +104,7 @@ describe('npm start on a fresh clone', () => {
       expect.objectContaining({ fingerprint: clientFingerprint, scope: 'root', label: 'dev client', revoked_at: null }),
     ]);
 
-    expect(line).toMatch(/^curl -T fixtures\/seed-samples\/08-full-sample-corrected\.xml https:\/\/localhost:\d+\/admin\/batch /);
+    expect(line).toMatch(/^curl -T fixtures\/scenario\/01-full-sample-corrected\.xml https:\/\/localhost:\d+\/admin\/batch /);
     expect(line).toContain(`--cacert ${join(certs, 'ca.pem')}`);
     const port = Number(/https:\/\/localhost:(\d+)\//.exec(line)?.[1]);
     expect(server.stderr()).toContain(`flexi-admin is listening on https://0.0.0.0:${port}`);
