@@ -1,7 +1,8 @@
+import type { CompanyFieldValues } from '../domain/companies';
 import type { Country } from '../domain/org-types';
 import type { Permissions } from '../domain/permissions';
 import type { RoleCode } from '../domain/roles';
-import type { UserType } from '../domain/users';
+import type { UserFieldValues, UserType } from '../domain/users';
 
 export type Action = 'create-update' | 'delete';
 export type EntityType = 'USER' | 'COMPANY' | 'ACCESS_LIST' | 'UNKNOWN';
@@ -9,22 +10,17 @@ export type EntityType = 'USER' | 'COMPANY' | 'ACCESS_LIST' | 'UNKNOWN';
 /** A password as the batch gives it: plain text to hash, or a stored form to keep as given. */
 export type PasswordInput = { kind: 'plain'; value: string } | { kind: 'hashed'; stored: string };
 
-export interface UserFields {
+export interface UserFields extends Partial<UserFieldValues> {
   password?: PasswordInput;
-  email?: string | null;
-  givenName?: string | null;
-  familyName?: string | null;
   permissions?: Partial<Permissions>;
   defaultRole?: RoleCode;
   blocked?: { value: boolean; message: string | null };
   userType?: UserType;
 }
 
-export interface CompanyFields {
+export interface CompanyFields extends Partial<CompanyFieldValues> {
   name?: string;
   country?: Country;
-  regNo?: string | null;
-  vatId?: string | null;
   type?: string;
   adminUser?: string;
   show?: boolean;

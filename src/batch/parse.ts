@@ -1,9 +1,11 @@
+import { COMPANY_FIELDS } from '../domain/companies';
 import { COMPANY_ID_PATTERN } from '../domain/company-id';
+import type { PlainField } from '../domain/fields';
 import { findOrgType, isCountry, unknownOrgTypeMessage } from '../domain/org-types';
 import { findPermission, PERMISSION_NAMES, type Permissions } from '../domain/permissions';
 import { DIGEST_HEX_DIGITS, formatStoredHash, HASH_ALGORITHMS, isDigestOf, isHashAlgorithm, isPbkdf2Iterations, MAX_PBKDF2_ITERATIONS } from '../domain/passwords';
 import { findRole, unknownRoleMessage } from '../domain/roles';
-import { isUserType, USERNAME_PATTERN, USER_TYPES } from '../domain/users';
+import { isUserType, USER_FIELDS, USERNAME_PATTERN, USER_TYPES } from '../domain/users';
 import { FlexiError } from '../errors';
 import type {
   AccessOperation,
@@ -33,8 +35,8 @@ const USER_ALIASES: Readonly<Record<string, string>> = {
   Geschenkname: 'givenName',
   Familienname: 'familyName',
 };
-const USER_ELEMENTS = ['username', 'password', 'email', 'givenName', 'familyName', 'permissions', 'defaultRole', 'blocked', 'userType'];
-const COMPANY_ELEMENTS = ['id', 'name', 'country', 'regNo', 'vatId', 'type', 'adminUser', 'show'];
+const USER_ELEMENTS = ['username', 'password', ...USER_FIELDS.map((f) => f.name), 'permissions', 'defaultRole', 'blocked', 'userType'];
+const COMPANY_ELEMENTS = ['id', 'name', 'country', ...COMPANY_FIELDS.map((f) => f.name), 'type', 'adminUser', 'show'];
 const OPERATION_ELEMENTS = ['user', 'company', 'access'];
 
 /** Thrown inside one operation's reader; becomes that operation's FAILED message. */
@@ -89,9 +91,15 @@ function limitedText(element: XmlElement, label: string, max = MAX_TEXT): string
   return text;
 }
 
-function optionalText(element: XmlElement, label: string): string | null {
-  return limitedText(element, label) || null;
+/** A plain field's value (domain/fields.ts): null when empty, FAILED with the field's own reason when not valid. */
+function plainValue(field: PlainField, element: XmlElement): string | null {
+  const reading = field.read(textOf(element, field.name));
+  return 'error' in reading ? invalid(reading.error) : reading.value;
 }
+
+const byName = (fields: readonly PlainField[]): ReadonlyMap<string, PlainField> => new Map(fields.map((f) => [f.name, f]));
+const USER_PLAIN = byName(USER_FIELDS);
+const COMPANY_PLAIN = byName(COMPANY_FIELDS);
 
 /** Canonical field name → element, refusing repeats and unknown names. */
 function fieldsOf(
@@ -177,19 +185,14 @@ function readUser(element: XmlElement, op: UserOperation): void {
   if (!op.username) invalid('a <user> needs a <username>');
   const out: UserFields = op.fields;
   for (const [name, field] of fields) {
+    const plain = USER_PLAIN.get(name);
+    if (plain) {
+      (out as Record<string, unknown>)[name] = plainValue(plain, field);
+      continue;
+    }
     switch (name) {
       case 'password':
         out.password = parsePassword(field);
-        break;
-      case 'email': {
-        const email = optionalText(field, 'email');
-        if (email !== null && !/^[^\s@<>]+@[^\s@<>]+$/.test(email)) invalid(`email '${email}' is not an e-mail address`);
-        out.email = email;
-        break;
-      }
-      case 'givenName':
-      case 'familyName':
-        out[name] = optionalText(field, name);
         break;
       case 'permissions':
         out.permissions = parsePermissions(field);
@@ -235,6 +238,11 @@ function readCompany(element: XmlElement, op: CompanyOperation): void {
   const fields = fieldsOf(element, COMPANY_ELEMENTS);
   const out: CompanyFields = op.fields;
   for (const [name, field] of fields) {
+    const plain = COMPANY_PLAIN.get(name);
+    if (plain) {
+      (out as Record<string, unknown>)[name] = plainValue(plain, field);
+      continue;
+    }
     switch (name) {
       case 'id':
         op.id = parseCompanyIdText(textOf(field));
@@ -249,20 +257,6 @@ function readCompany(element: XmlElement, op: CompanyOperation): void {
         const text = textOf(field).toUpperCase();
         if (!isCountry(text)) invalid(`unknown country '${field.text}'; expected CZ or SK`);
         out.country = text;
-        break;
-      }
-      case 'regNo': {
-        const text = limitedText(field, 'regNo', 32);
-        if (text && !/^[0-9A-Za-z]+$/.test(text)) invalid(`regNo '${text}' must contain only digits and letters`);
-        out.regNo = text || null;
-        break;
-      }
-      case 'vatId': {
-        const text = limitedText(field, 'vatId', 16).toUpperCase();
-        if (text && !/^[A-Z]{2}[0-9A-Z]{1,14}$/.test(text)) {
-          invalid(`vatId '${field.text}' is not valid: a country code followed by digits, such as CZ12345678`);
-        }
-        out.vatId = text || null;
         break;
       }
       case 'type': {

@@ -1,11 +1,12 @@
 import type { AccessRecord } from '../domain/access';
-import type { CompanyRecord } from '../domain/companies';
+import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
 import { companyIdCandidate, companyIdCandidateIndex, deriveCompanyId } from '../domain/company-id';
+import { assignValues, emptyValues, sameValues } from '../domain/fields';
 import { DEFAULT_COUNTRY, defaultOrgType, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
 import { beyondActor, missingFor, PERMISSION_NAMES, runsCompany, takeoverBlocker, type GuardedOperation, type Permissions } from '../domain/permissions';
 import type { Principal } from '../domain/principals';
 import { DEFAULT_ROLE, type RoleCode } from '../domain/roles';
-import { newUserRecord, userKey, type UserRecord } from '../domain/users';
+import { newUserRecord, USER_FIELDS, userKey, type UserRecord } from '../domain/users';
 import type {
   AccessOperation,
   BatchDocument,
@@ -127,9 +128,7 @@ function sameUser(a: WorkingUser, b: WorkingUser): boolean {
   return (
     a.newPassword === b.newPassword &&
     a.username === b.username &&
-    a.email === b.email &&
-    a.givenName === b.givenName &&
-    a.familyName === b.familyName &&
+    sameValues(USER_FIELDS, a, b) &&
     a.passwordHash === b.passwordHash &&
     samePermissions(a.permissions, b.permissions) &&
     a.defaultRole === b.defaultRole &&
@@ -150,8 +149,7 @@ function sameCompany(a: CompanyRecord, b: CompanyRecord): boolean {
   return (
     a.name === b.name &&
     a.country === b.country &&
-    a.regNo === b.regNo &&
-    a.vatId === b.vatId &&
+    sameValues(COMPANY_FIELDS, a, b) &&
     a.type === b.type &&
     a.show === b.show &&
     a.licenseGroup === b.licenseGroup
@@ -428,9 +426,7 @@ class Planner {
   }
 
   private applyUserFields(user: WorkingUser, fields: UserFields): WorkingUser {
-    if (fields.email !== undefined) user.email = fields.email;
-    if (fields.givenName !== undefined) user.givenName = fields.givenName;
-    if (fields.familyName !== undefined) user.familyName = fields.familyName;
+    assignValues(USER_FIELDS, user, fields);
     if (fields.defaultRole !== undefined) user.defaultRole = fields.defaultRole;
     if (fields.userType !== undefined) user.userType = fields.userType;
     if (fields.permissions) user.permissions = { ...user.permissions, ...fields.permissions };
@@ -515,12 +511,12 @@ class Planner {
       id,
       name: fields.name,
       country,
-      regNo: fields.regNo ?? null,
-      vatId: fields.vatId ?? null,
+      ...emptyValues(COMPANY_FIELDS),
       type: fields.type ?? defaultOrgType(country),
       show: fields.show ?? true,
       licenseGroup: this.ctx.principal.scope,
     };
+    assignValues(COMPANY_FIELDS, company, fields);
     assertCompanyConsistent(company, fields);
     this.state.putCompany(company);
     this.state.grant(admin.key, id, 'ADMIN');
@@ -531,8 +527,7 @@ class Planner {
     const next: CompanyRecord = { ...current };
     if (fields.name !== undefined) next.name = fields.name;
     if (fields.country !== undefined) next.country = fields.country;
-    if (fields.regNo !== undefined) next.regNo = fields.regNo;
-    if (fields.vatId !== undefined) next.vatId = fields.vatId;
+    assignValues(COMPANY_FIELDS, next, fields);
     if (fields.type !== undefined) next.type = fields.type;
     if (fields.show !== undefined) next.show = fields.show;
     assertCompanyConsistent(next, fields);

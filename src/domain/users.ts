@@ -1,3 +1,4 @@
+import { emptyValues, textField, type PlainValues } from './fields';
 import { noPermissions, type Permissions } from './permissions';
 import type { RoleCode } from './roles';
 
@@ -14,12 +15,18 @@ export function isUserType(text: string): text is UserType {
   return (USER_TYPES as readonly string[]).includes(text);
 }
 
-export interface UserRecord {
+/** The fields of a user that a batch only sets and the listings only show (domain/fields.ts). */
+export const USER_FIELDS = [
+  textField('email', 'email', { pattern: /^[^\s@<>]+@[^\s@<>]+$/, mismatch: (text) => `email '${text}' is not an e-mail address` }),
+  textField('givenName', 'given_name'),
+  textField('familyName', 'family_name'),
+] as const;
+
+export type UserFieldValues = PlainValues<typeof USER_FIELDS>;
+
+export interface UserRecord extends UserFieldValues {
   key: string;
   username: string;
-  email: string | null;
-  givenName: string | null;
-  familyName: string | null;
   passwordHash: string | null;
   permissions: Permissions;
   defaultRole: RoleCode | null;
@@ -35,9 +42,7 @@ export function newUserRecord(username: string, licenseGroup: string): UserRecor
   return {
     key: userKey(username),
     username,
-    email: null,
-    givenName: null,
-    familyName: null,
+    ...emptyValues(USER_FIELDS),
     passwordHash: null,
     permissions: noPermissions(),
     defaultRole: null,

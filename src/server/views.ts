@@ -1,8 +1,15 @@
 import { escapeXml } from '../batch/render';
-import type { CompanyRecord } from '../domain/companies';
+import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
+import type { PlainField } from '../domain/fields';
 import { PERMISSION_NAMES } from '../domain/permissions';
+import { USER_FIELDS } from '../domain/users';
 import type { UserView } from '../store/store';
 import type { Format } from './envelope';
+
+/** The plain fields (domain/fields.ts) of a record, in their listed order. */
+function pick(fields: readonly PlainField[], record: object): Record<string, string | null> {
+  return Object.fromEntries(fields.map((f) => [f.name, (record as Record<string, string | null>)[f.name]]));
+}
 
 export function companyState(c: CompanyRecord): 'ESTABLISHED' | 'DISCONNECTED' {
   return c.show ? 'ESTABLISHED' : 'DISCONNECTED';
@@ -13,8 +20,7 @@ function companyJson(c: CompanyRecord) {
     dbNazev: c.id,
     name: c.name,
     country: c.country,
-    regNo: c.regNo,
-    vatId: c.vatId,
+    ...pick(COMPANY_FIELDS, c),
     type: c.type,
     show: c.show,
     licenseGroup: c.licenseGroup,
@@ -25,9 +31,7 @@ function companyJson(c: CompanyRecord) {
 function userJson(u: UserView, detailed: boolean) {
   const summary = {
     username: u.username,
-    email: u.email,
-    givenName: u.givenName,
-    familyName: u.familyName,
+    ...pick(USER_FIELDS, u),
     userType: u.userType,
     blocked: u.blocked,
     licenseGroup: u.licenseGroup,
