@@ -23,7 +23,7 @@ export type LoginResult =
  * wrong password, and cost the same work (PasswordChecks). A password that matched a form weaker
  * than the server's policy is stored in the policy's form from then on.
  */
-export async function login(store: Store, checks: PasswordChecks, username: string, password: string): Promise<LoginResult> {
+export async function login(store: Store, checks: PasswordChecks, username: string, password: string, sessionIdleMs: number): Promise<LoginResult> {
   // Logins are global: a username is unique across every license group.
   const user = await store.findUserRecord(ROOT_GROUP, username);
   const stored = user?.passwordHash ?? null;
@@ -34,6 +34,6 @@ export async function login(store: Store, checks: PasswordChecks, username: stri
   }
   if (check.upgrade !== undefined) await store.upgradePasswordHash(user.key, user.passwordHash, check.upgrade);
   const sessionId = newSessionId();
-  await store.createSession({ idHash: sessionIdHash(sessionId), userKey: user.key, now: Date.now() });
+  await store.createSession({ idHash: sessionIdHash(sessionId), userKey: user.key, now: Date.now(), idleMs: sessionIdleMs });
   return { ok: true, sessionId, user };
 }

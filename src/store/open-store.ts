@@ -1,5 +1,6 @@
-import { PostgresStore } from './postgres/postgres-store';
-import { SqliteStore } from './sqlite/sqlite-store';
+import { PostgresDriver } from './postgres/postgres-driver';
+import { SqlStore } from './sql-store';
+import { SqliteDriver } from './sqlite/sqlite-driver';
 import type { Store } from './store';
 
 export function isPostgresUrl(db: string): boolean {
@@ -13,6 +14,6 @@ export interface OpenStoreOptions {
 
 /** `FLEXI_DB`: a file path (SQLite) or a postgres:// URL. Migrations run on open. */
 export async function openStore(db: string, options: OpenStoreOptions = {}): Promise<Store> {
-  if (isPostgresUrl(db)) return PostgresStore.open(db, { poolSize: options.poolSize });
-  return SqliteStore.open(db);
+  const driver = isPostgresUrl(db) ? await PostgresDriver.open(db, { poolSize: options.poolSize }) : SqliteDriver.open(db);
+  return new SqlStore(driver);
 }

@@ -2,36 +2,14 @@ import type { ChangeSet, Snapshot, SnapshotRequest } from '../batch/plan';
 import type { CompanyRecord } from '../domain/companies';
 import type { RoleCode } from '../domain/roles';
 import type { UserRecord } from '../domain/users';
+import type { FingerprintRecord, JournalEntry } from './schema';
+
+export type { FingerprintRecord, JournalEntry } from './schema';
 
 /** A user as listings show it: never the password hash. */
 export type UserView = Omit<UserRecord, 'passwordHash' | 'key'> & {
   access: Array<{ company: string; role: RoleCode }>;
 };
-
-export interface FingerprintRecord {
-  fingerprint: string;
-  scope: string;
-  label: string | null;
-  createdAt: string;
-  revokedAt: string | null;
-}
-
-export interface JournalEntry {
-  batchId: string;
-  credential: string;
-  principal: string;
-  impersonated: string | null;
-  /**
-   * The key of the stored user the batch acted as — a session's user or the user named in
-   * X-FlexiBee-Authorization —, null for full-rights principals: whose batch it is (SPEC §6 reading).
-   */
-  actingUser: string | null;
-  scope: string;
-  receivedAt: string;
-  finishedAt: string;
-  bodySha256: string;
-  resultXml: string;
-}
 
 /** Writes of one batch, with passwords already hashed. */
 export type StoredChangeSet = Omit<ChangeSet, 'users'> & { users: UserRecord[] };
@@ -43,8 +21,8 @@ export interface BatchTransaction {
 }
 
 /**
- * Everything flexi-admin keeps. Batch logic sees only this interface; SQLite and
- * PostgreSQL implement it. Errors meaning "the store cannot be reached right now" are
+ * Everything flexi-admin keeps. Batch logic sees only this interface; SqlStore implements it
+ * for SQLite and PostgreSQL alike. Errors meaning "the store cannot be reached right now" are
  * thrown as FlexiError('store-unavailable') so clients know a retry is safe.
  */
 export interface Store {
@@ -77,12 +55,12 @@ export interface Store {
    * checks their hashes too); 0 when none is pbkdf2. Forms that cannot be parsed may count too.
    */
   costliestPbkdf2Iterations(): Promise<number>;
-  /** Sessions are kept by the SHA-256 of their id, so the database never holds a usable one. */
-  createSession(session: { idHash: string; userKey: string; now: number }): Promise<void>;
   /**
-   * The user of a live session, marking it used now; a session idle longer than `idleMs`
-   * is deleted and not found.
+   * Sessions are kept by the SHA-256 of their id, so the database never holds a usable one. With
+   * `idleMs`, sessions idle longer than that are removed first.
    */
+  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number }): Promise<void>;
+  /** The user of a live session, marking it used now; a session idle longer than `idleMs` is not found. */
   useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined>;
   /** Ends a live session; false when there is none (unknown, already ended, or idle longer than `idleMs`). */
   deleteSession(idHash: string, now: number, idleMs: number): Promise<boolean>;

@@ -65,7 +65,7 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       auth.throttle.assertAllowed(clientAddress(req));
       const { username, password } = credentialsOf(req);
       const result = await asAttempt(auth.throttle.begin(clientAddress(req), loginKey(username)), async () => {
-        const outcome = await login(deps.store, deps.passwordChecks, username, password);
+        const outcome = await login(deps.store, deps.passwordChecks, username, password, auth.sessionIdleMs);
         if (outcome.ok) return outcome;
         if (outcome.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${outcome.username} is blocked: ${outcome.message}`);
         // The same 401 as every other refusal: nothing tells a wrong name from a wrong password.

@@ -1,0 +1,297 @@
+/**
+ * Every schema change, numbered and append-only: a released migration never changes; the next
+ * change is a new entry. Each runs in its own transaction at open and is recorded in
+ * schema_migrations (the driver's migrate()). Both stores get the same tables and columns
+ * (schema.ts; the schema test compares them): from version 4 on, a migration is written once as
+ * steps (DDL both dialects render, see renderStep); the first three were written for each store.
+ *
+ * PostgreSQL spelling: every TEXT column is COLLATE "C", so comparisons and ORDER BY work on
+ * bytes as SQLite's BINARY does, whatever the database's locale (listing order, the company id
+ * prefix range `id >= p AND id < p || '{'`); flags stay INTEGER 0/1 and timestamps ISO 8601 TEXT
+ * written by the application, exactly as in SQLite; millisecond epochs and sequences are BIGINT.
+ */
+import type { ColumnType } from './schema';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+/** A column as a migration adds it. */
+export interface ColumnSpec {
+  name: string;
+  type: ColumnType;
+  notNull?: boolean;
+  /** A literal default (also what existing rows get). */
+  default?: string | number;
+  references?: string;
+}
+
+export type Step =
+  | { addColumn: { table: string; column: ColumnSpec } }
+  | { createIndex: { name: string; table: string; columns: string[]; unique?: boolean } }
+  | { sql: Record<DialectName, string> };
+
+export interface Migration {
+  version: number;
+  name: string;
+  steps: Step[];
+}
+
+const TEXT = 'TEXT COLLATE "C"';
+
+/** The current UTC time as SQLite's strftime('%Y-%m-%dT%H:%M:%fZ', 'now') writes it. */
+const NOW_ISO = `to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+const TYPES: Record<DialectName, Record<ColumnType, string>> = {
+  sqlite: { text: 'TEXT', integer: 'INTEGER', flag: 'INTEGER', bigint: 'INTEGER' },
+  postgres: { text: TEXT, integer: 'INTEGER', flag: 'INTEGER', bigint: 'BIGINT' },
+};
+
+function columnDdl(column: ColumnSpec, dialect: DialectName): string {
+  const parts = [column.name, TYPES[dialect][column.type]];
+  if (column.notNull) parts.push('NOT NULL');
+  if (column.default !== undefined) parts.push(`DEFAULT ${typeof column.default === 'number' ? column.default : `'${column.default.replace(/'/g, "''")}'`}`);
+  if (column.references) parts.push(`REFERENCES ${column.references}`);
+  return parts.join(' ');
+}
+
+export function renderStep(step: Step, dialect: DialectName): string {
+  if ('sql' in step) return step.sql[dialect];
+  if ('addColumn' in step) return `ALTER TABLE ${step.addColumn.table} ADD COLUMN ${columnDdl(step.addColumn.column, dialect)}`;
+  const { name, table, columns, unique } = step.createIndex;
+  return `CREATE ${unique ? 'UNIQUE ' : ''}INDEX ${name} ON ${table}(${columns.join(', ')})`;
+}
+
+/** The statements of a migration for one store, in order. */
+export function renderMigration(migration: Migration, dialect: DialectName): string[] {
+  return migration.steps.map((step) => renderStep(step, dialect));
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    steps: [
+      {
+        sql: {
+          sqlite: `
+      CREATE TABLE license_groups (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        parent_id  TEXT REFERENCES license_groups(id),
+        seats      INTEGER,
+        created_at TEXT NOT NULL
+      );
+      INSERT INTO license_groups (id, name, parent_id, seats, created_at)
+        VALUES ('root', 'root', NULL, NULL, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+
+      CREATE TABLE users (
+        key                     TEXT PRIMARY KEY,
+        username                TEXT NOT NULL,
+        email                   TEXT,
+        given_name              TEXT,
+        family_name             TEXT,
+        password_hash           TEXT,
+        perm_manage_all         INTEGER NOT NULL DEFAULT 0,
+        perm_create_company     INTEGER NOT NULL DEFAULT 0,
+        perm_delete_company     INTEGER NOT NULL DEFAULT 0,
+        perm_create_user        INTEGER NOT NULL DEFAULT 0,
+        perm_change_password    INTEGER NOT NULL DEFAULT 0,
+        perm_grant_permission   INTEGER NOT NULL DEFAULT 0,
+        perm_license_management INTEGER NOT NULL DEFAULT 0,
+        default_role            TEXT,
+        blocked                 INTEGER NOT NULL DEFAULT 0,
+        block_message           TEXT,
+        user_type               TEXT NOT NULL DEFAULT 'NORMAL',
+        deleted                 INTEGER NOT NULL DEFAULT 0,
+        license_group           TEXT NOT NULL REFERENCES license_groups(id),
+        created_at              TEXT NOT NULL,
+        updated_at              TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX users_group ON users(license_group);
+
+      CREATE TABLE companies (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        country       TEXT NOT NULL,
+        reg_no        TEXT,
+        vat_id        TEXT,
+        type          TEXT NOT NULL,
+        show          INTEGER NOT NULL DEFAULT 1,
+        license_group TEXT NOT NULL REFERENCES license_groups(id),
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX companies_group ON companies(license_group);
+
+      CREATE TABLE access (
+        user_key   TEXT NOT NULL REFERENCES users(key),
+        company_id TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+        role       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (user_key, company_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX access_company ON access(company_id);
+
+      CREATE TABLE fingerprints (
+        fingerprint TEXT PRIMARY KEY,
+        scope       TEXT NOT NULL REFERENCES license_groups(id),
+        label       TEXT,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+      );
+
+      CREATE TABLE batch_journal (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch_id     TEXT NOT NULL,
+        credential   TEXT NOT NULL,
+        principal    TEXT NOT NULL,
+        impersonated TEXT,
+        scope        TEXT NOT NULL,
+        received_at  TEXT NOT NULL,
+        finished_at  TEXT NOT NULL,
+        body_sha256  TEXT NOT NULL,
+        result_xml   TEXT NOT NULL
+      );
+      CREATE INDEX batch_journal_batch ON batch_journal(batch_id, seq);
+    `,
+          postgres: `
+      CREATE TABLE license_groups (
+        id         ${TEXT} PRIMARY KEY,
+        name       ${TEXT} NOT NULL,
+        parent_id  ${TEXT} REFERENCES license_groups(id),
+        seats      INTEGER,
+        created_at ${TEXT} NOT NULL
+      );
+      INSERT INTO license_groups (id, name, parent_id, seats, created_at)
+        VALUES ('root', 'root', NULL, NULL, ${NOW_ISO});
+
+      CREATE TABLE users (
+        key                     ${TEXT} PRIMARY KEY,
+        username                ${TEXT} NOT NULL,
+        email                   ${TEXT},
+        given_name              ${TEXT},
+        family_name             ${TEXT},
+        password_hash           ${TEXT},
+        perm_manage_all         INTEGER NOT NULL DEFAULT 0,
+        perm_create_company     INTEGER NOT NULL DEFAULT 0,
+        perm_delete_company     INTEGER NOT NULL DEFAULT 0,
+        perm_create_user        INTEGER NOT NULL DEFAULT 0,
+        perm_change_password    INTEGER NOT NULL DEFAULT 0,
+        perm_grant_permission   INTEGER NOT NULL DEFAULT 0,
+        perm_license_management INTEGER NOT NULL DEFAULT 0,
+        default_role            ${TEXT},
+        blocked                 INTEGER NOT NULL DEFAULT 0,
+        block_message           ${TEXT},
+        user_type               ${TEXT} NOT NULL DEFAULT 'NORMAL',
+        deleted                 INTEGER NOT NULL DEFAULT 0,
+        license_group           ${TEXT} NOT NULL REFERENCES license_groups(id),
+        created_at              ${TEXT} NOT NULL,
+        updated_at              ${TEXT} NOT NULL
+      );
+      CREATE INDEX users_group ON users(license_group);
+
+      CREATE TABLE companies (
+        id            ${TEXT} PRIMARY KEY,
+        name          ${TEXT} NOT NULL,
+        country       ${TEXT} NOT NULL,
+        reg_no        ${TEXT},
+        vat_id        ${TEXT},
+        type          ${TEXT} NOT NULL,
+        show          INTEGER NOT NULL DEFAULT 1,
+        license_group ${TEXT} NOT NULL REFERENCES license_groups(id),
+        created_at    ${TEXT} NOT NULL,
+        updated_at    ${TEXT} NOT NULL
+      );
+      CREATE INDEX companies_group ON companies(license_group);
+
+      CREATE TABLE access (
+        user_key   ${TEXT} NOT NULL REFERENCES users(key),
+        company_id ${TEXT} NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+        role       ${TEXT} NOT NULL,
+        created_at ${TEXT} NOT NULL,
+        updated_at ${TEXT} NOT NULL,
+        PRIMARY KEY (user_key, company_id)
+      );
+      CREATE INDEX access_company ON access(company_id);
+
+      CREATE TABLE fingerprints (
+        fingerprint ${TEXT} PRIMARY KEY,
+        scope       ${TEXT} NOT NULL REFERENCES license_groups(id),
+        label       ${TEXT},
+        created_at  ${TEXT} NOT NULL,
+        revoked_at  ${TEXT}
+      );
+
+      CREATE TABLE batch_journal (
+        seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        batch_id     ${TEXT} NOT NULL,
+        credential   ${TEXT} NOT NULL,
+        principal    ${TEXT} NOT NULL,
+        impersonated ${TEXT},
+        scope        ${TEXT} NOT NULL,
+        received_at  ${TEXT} NOT NULL,
+        finished_at  ${TEXT} NOT NULL,
+        body_sha256  ${TEXT} NOT NULL,
+        result_xml   ${TEXT} NOT NULL
+      );
+      CREATE INDEX batch_journal_batch ON batch_journal(batch_id, seq);
+    `,
+        },
+      },
+    ],
+  },
+  {
+    version: 2,
+    name: 'sessions',
+    steps: [
+      {
+        sql: {
+          sqlite: `
+      CREATE TABLE sessions (
+        id_hash      TEXT PRIMARY KEY,
+        user_key     TEXT NOT NULL REFERENCES users(key),
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER NOT NULL
+      );
+      CREATE INDEX sessions_user ON sessions(user_key);
+    `,
+          postgres: `
+      CREATE TABLE sessions (
+        id_hash      ${TEXT} PRIMARY KEY,
+        user_key     ${TEXT} NOT NULL REFERENCES users(key),
+        created_at   BIGINT NOT NULL,
+        last_used_at BIGINT NOT NULL
+      );
+      CREATE INDEX sessions_user ON sessions(user_key);
+    `,
+        },
+      },
+    ],
+  },
+  {
+    // Whose batch an entry is (SPEC §6: a user without manageAll or createUser reads only the
+    // entries of batches it sent), as the acting user's key. Entries written before it say so in
+    // their credential (session:NAME) or their impersonated user; both were written by us, and
+    // usernames are ASCII without ':', so lower() gives exactly the key.
+    version: 3,
+    name: 'journal-acting-user',
+    steps: [
+      {
+        sql: {
+          sqlite: `
+      ALTER TABLE batch_journal ADD COLUMN acting_user_key TEXT;
+      UPDATE batch_journal SET acting_user_key = lower(impersonated) WHERE impersonated IS NOT NULL;
+      UPDATE batch_journal SET acting_user_key = lower(substr(credential, 9)) WHERE credential LIKE 'session:%';
+      CREATE INDEX batch_journal_acting_user ON batch_journal(batch_id, acting_user_key, seq);
+    `,
+          postgres: `
+      ALTER TABLE batch_journal ADD COLUMN acting_user_key ${TEXT};
+      UPDATE batch_journal SET acting_user_key = lower(impersonated) WHERE impersonated IS NOT NULL;
+      UPDATE batch_journal SET acting_user_key = lower(substr(credential, 9)) WHERE credential LIKE 'session:%';
+      CREATE INDEX batch_journal_acting_user ON batch_journal(batch_id, acting_user_key, seq);
+    `,
+        },
+      },
+    ],
+  },
+];

@@ -1,0 +1,226 @@
+import type { AccessRecord } from '../domain/access';
+import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
+import type { PlainField } from '../domain/fields';
+import { PERMISSION_NAMES, type Permissions } from '../domain/permissions';
+import { USER_FIELDS, type UserRecord } from '../domain/users';
+
+/**
+ * The tables as both stores keep them — the same columns, with the same values: flags as 0/1,
+ * times as ISO 8601 text written by the application, text compared byte by byte (COLLATE "C" on
+ * PostgreSQL, BINARY on SQLite) — so one mapping between records and rows serves both. The
+ * migrations (migrations.ts) build exactly these columns; test/integration/schema.test.ts reads
+ * both stores' catalogs and fails when they or this file drift apart.
+ */
+export type Row = Record<string, unknown>;
+
+/** How a column travels: TEXT, a whole number, a 0/1 flag, or a BIGINT (journal sequence, epoch milliseconds). */
+export type ColumnType = 'text' | 'integer' | 'flag' | 'bigint';
+
+export interface ColumnMap<R> {
+  readonly name: string;
+  readonly type: ColumnType;
+  /** The column's value for a record. */
+  readonly get: (record: R) => unknown;
+  /** Copies the column's value from a row into the record being built. */
+  readonly set: (record: R, value: unknown) => void;
+}
+
+export interface Table<R> {
+  readonly name: string;
+  readonly key: readonly string[];
+  /** The columns a record maps to, in order; then created_at and updated_at when `stamped`. */
+  readonly columns: readonly ColumnMap<R>[];
+  readonly stamped: boolean;
+  /** Columns the database fills itself (a sequence), never written by the application. */
+  readonly generated: readonly { name: string; type: ColumnType }[];
+  /** Every column name, in the order of `values`. */
+  readonly columnNames: readonly string[];
+  readonly columnTypes: readonly ColumnType[];
+  /** A record's row as values in the order of columnNames; `now` fills created_at and updated_at. */
+  values(record: R, now?: string): unknown[];
+  fromRow(row: Row): R;
+}
+
+type Writable<R> = { -readonly [K in keyof R]: R[K] };
+
+const text = <R>(name: string, property: keyof R): ColumnMap<R> => ({
+  name,
+  type: 'text',
+  get: (r) => r[property] ?? null,
+  set: (r, v) => void ((r as Writable<R>)[property] = v as R[keyof R]),
+});
+
+const flag = <R>(name: string, property: keyof R): ColumnMap<R> => ({
+  name,
+  type: 'flag',
+  get: (r) => (r[property] ? 1 : 0),
+  set: (r, v) => void ((r as Writable<R>)[property] = (v === 1 || v === true) as R[keyof R]),
+});
+
+const integer = <R>(name: string, property: keyof R, type: 'integer' | 'bigint' = 'integer'): ColumnMap<R> => ({
+  name,
+  type,
+  get: (r) => r[property] ?? null,
+  set: (r, v) => void ((r as Writable<R>)[property] = (v === null || v === undefined ? null : Number(v)) as R[keyof R]),
+});
+
+/** The columns of the plain fields of domain/fields.ts. */
+const plain = <R>(fields: readonly PlainField[]): ColumnMap<R>[] => fields.map((f) => text<R>(f.column, f.name as keyof R));
+
+interface TableOptions {
+  stamped?: boolean;
+  generated?: readonly { name: string; type: ColumnType }[];
+}
+
+function table<R>(name: string, key: readonly string[], columns: readonly ColumnMap<R>[], options: TableOptions = {}): Table<R> {
+  const stamped = options.stamped ?? false;
+  const columnNames = [...columns.map((c) => c.name), ...(stamped ? ['created_at', 'updated_at'] : [])];
+  const columnTypes: ColumnType[] = [...columns.map((c) => c.type), ...(stamped ? (['text', 'text'] as const) : [])];
+  return {
+    name,
+    key,
+    columns,
+    stamped,
+    generated: options.generated ?? [],
+    columnNames,
+    columnTypes,
+    values(record, now) {
+      const values = columns.map((c) => c.get(record));
+      if (stamped) values.push(now, now);
+      return values;
+    },
+    fromRow(row) {
+      const record = {} as R;
+      for (const c of columns) c.set(record, row[c.name]);
+      return record;
+    },
+  };
+}
+
+/** perm_manage_all for manageAll, and so on. */
+export const permissionColumn = (p: string): string => `perm_${p.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}`;
+
+const permission = (p: (typeof PERMISSION_NAMES)[number]): ColumnMap<UserRecord> => ({
+  name: permissionColumn(p),
+  type: 'flag',
+  get: (u) => (u.permissions[p] ? 1 : 0),
+  set: (u, v) => void ((u.permissions ??= {} as Permissions)[p] = v === 1),
+});
+
+export const USERS = table<UserRecord>(
+  'users',
+  ['key'],
+  [
+    text('key', 'key'),
+    text('username', 'username'),
+    ...plain<UserRecord>(USER_FIELDS),
+    text('password_hash', 'passwordHash'),
+    ...PERMISSION_NAMES.map(permission),
+    text('default_role', 'defaultRole'),
+    flag('blocked', 'blocked'),
+    text('block_message', 'blockMessage'),
+    text('user_type', 'userType'),
+    flag('deleted', 'deleted'),
+    text('license_group', 'licenseGroup'),
+  ],
+  { stamped: true },
+);
+
+export const COMPANIES = table<CompanyRecord>(
+  'companies',
+  ['id'],
+  [
+    text('id', 'id'),
+    text('name', 'name'),
+    text('country', 'country'),
+    ...plain<CompanyRecord>(COMPANY_FIELDS),
+    text('type', 'type'),
+    flag('show', 'show'),
+    text('license_group', 'licenseGroup'),
+  ],
+  { stamped: true },
+);
+
+export const ACCESS = table<AccessRecord>('access', ['user_key', 'company_id'], [text('user_key', 'userKey'), text('company_id', 'companyId'), text('role', 'role')], {
+  stamped: true,
+});
+
+export interface FingerprintRecord {
+  fingerprint: string;
+  scope: string;
+  label: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export const FINGERPRINTS = table<FingerprintRecord>('fingerprints', ['fingerprint'], [
+  text('fingerprint', 'fingerprint'),
+  text('scope', 'scope'),
+  text('label', 'label'),
+  text('created_at', 'createdAt'),
+  text('revoked_at', 'revokedAt'),
+]);
+
+export interface JournalEntry {
+  batchId: string;
+  credential: string;
+  principal: string;
+  impersonated: string | null;
+  /** The key of the user the batch acted as (session or impersonation), for SPEC §6 reading. */
+  actingUser: string | null;
+  scope: string;
+  receivedAt: string;
+  finishedAt: string;
+  bodySha256: string;
+  resultXml: string;
+}
+
+/** The journal's own `seq` (its order) is the database's; an entry is written without it. */
+export const JOURNAL = table<JournalEntry>('batch_journal', ['seq'], [
+  text('batch_id', 'batchId'),
+  text('credential', 'credential'),
+  text('principal', 'principal'),
+  text('impersonated', 'impersonated'),
+  text('acting_user_key', 'actingUser'),
+  text('scope', 'scope'),
+  text('received_at', 'receivedAt'),
+  text('finished_at', 'finishedAt'),
+  text('body_sha256', 'bodySha256'),
+  text('result_xml', 'resultXml'),
+], { generated: [{ name: 'seq', type: 'bigint' }] });
+
+export interface SessionRecord {
+  idHash: string;
+  userKey: string;
+  createdAt: number;
+  lastUsedAt: number;
+}
+
+export const SESSIONS = table<SessionRecord>('sessions', ['id_hash'], [
+  text('id_hash', 'idHash'),
+  text('user_key', 'userKey'),
+  integer('created_at', 'createdAt', 'bigint'),
+  integer('last_used_at', 'lastUsedAt', 'bigint'),
+]);
+
+/** The license group tree (SPEC §7); only `root` until license groups land. */
+export interface GroupRow {
+  id: string;
+  name: string;
+  parentId: string | null;
+  seats: number | null;
+  createdAt: string;
+}
+
+export const LICENSE_GROUPS = table<GroupRow>('license_groups', ['id'], [
+  text('id', 'id'),
+  text('name', 'name'),
+  text('parent_id', 'parentId'),
+  integer('seats', 'seats'),
+  text('created_at', 'createdAt'),
+]);
+
+/** What the schema test compares with both stores' catalogs. */
+export type TableShape = Pick<Table<unknown>, 'name' | 'key' | 'columnNames' | 'columnTypes' | 'generated'>;
+
+export const TABLES: readonly TableShape[] = [LICENSE_GROUPS, USERS, COMPANIES, ACCESS, FINGERPRINTS, JOURNAL, SESSIONS];

@@ -1,0 +1,254 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { storeUnavailable } from '../../errors';
+import { SerialQueue } from '../../util/serial-queue';
+import { MIGRATIONS, renderMigration } from '../migrations';
+import type { Row, Table } from '../schema';
+import { insertStatement, type Dialect, type Driver, type Sql } from '../sql';
+
+const UNAVAILABLE = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_READONLY'];
+
+/** A locked, full or unreadable database is a temporary condition: 503, safe to retry. */
+function translate(err: unknown): unknown {
+  const code = (err as { code?: string }).code ?? '';
+  return UNAVAILABLE.some((c) => code.startsWith(c)) ? storeUnavailable(code) : err;
+}
+
+const BUSY_TIMEOUT_MS = 5000;
+/** At most this many batches share one commit, so a steady stream still gets answers. */
+const MAX_GROUP = 64;
+
+const dialect: Dialect = {
+  values: (alias) => `json_each(?) AS ${alias}`,
+  list: (items) => JSON.stringify(items),
+};
+
+/** Prepared once per connection: preparing costs more than running most of these statements. */
+class Statements {
+  private readonly cache = new Map<string, Database.Statement>();
+
+  constructor(private readonly db: Database.Database) {}
+
+  get(sql: string): Database.Statement {
+    let statement = this.cache.get(sql);
+    if (!statement) this.cache.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
+  }
+}
+
+/** Runs synchronous better-sqlite3 work as the Sql interface's promise, with errors translated. */
+function settle<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (err) {
+    return Promise.reject(translate(err));
+  }
+}
+
+const insertSql = new Map<Table<unknown>, [string, string]>();
+const deleteSql = new Map<Table<unknown>, string>();
+
+function sqlOf(db: Statements): Sql {
+  return {
+    all: (sql, params = []) => settle(() => db.get(sql).all(...params) as Row[]),
+    get: (sql, params = []) => settle(() => db.get(sql).get(...params) as Row | undefined),
+    run: (sql, params = []) => settle(() => db.get(sql).run(...params).changes),
+    insert: (table, rows, options = {}) =>
+      settle(() => {
+        if (rows.length === 0) return;
+        const t = table as Table<unknown>;
+        let both = insertSql.get(t);
+        if (!both) insertSql.set(t, (both = [insertStatement(table, false), insertStatement(table, true)]));
+        const statement = db.get(both[options.upsert ? 1 : 0]);
+        for (const row of rows) statement.run(row);
+      }),
+    deleteKeys: (table, keys) =>
+      settle(() => {
+        if (keys.length === 0) return;
+        const t = table as Table<unknown>;
+        let sql = deleteSql.get(t);
+        if (!sql) deleteSql.set(t, (sql = `DELETE FROM ${table.name} WHERE ${table.key.map((k) => `${k} = ?`).join(' AND ')}`));
+        const statement = db.get(sql);
+        for (const key of keys) statement.run(key);
+      }),
+  };
+}
+
+interface BatchJob {
+  work: (sql: Sql) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (reason: unknown) => void;
+}
+
+/**
+ * One writer connection (batches and other writes, serialised in-process by a queue and across
+ * processes by BEGIN IMMEDIATE) and one reader connection, so reads never see a batch half-way.
+ */
+export class SqliteDriver implements Driver {
+  readonly kind = 'sqlite' as const;
+  readonly dialect = dialect;
+  readonly query: Pick<Sql, 'all' | 'get'>;
+  private readonly queue = new SerialQueue();
+  /** Reads that span several statements take turns on the reader, each in its own read transaction. */
+  private readonly readers = new SerialQueue();
+  /** Batches waiting for the next group commit, in arrival order. */
+  private readonly waiting: BatchJob[] = [];
+  private committing = false;
+  private readonly reader: Database.Database;
+  private readonly readSql: Sql;
+  private readonly writeSql: Sql;
+
+  private constructor(private readonly writer: Database.Database, path: string) {
+    this.reader = new Database(path, { fileMustExist: true });
+    this.reader.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.readSql = sqlOf(new Statements(this.reader));
+    this.writeSql = sqlOf(new Statements(writer));
+    this.query = this.readSql;
+  }
+
+  /** Opens (creating the file and its folder) and applies pending migrations. */
+  static open(path: string): SqliteDriver {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path);
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+      return new SqliteDriver(db, path);
+    } catch (err) {
+      db?.close();
+      throw translate(err);
+    }
+  }
+
+  read<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.readers.run(async () => {
+      try {
+        this.reader.exec('BEGIN');
+      } catch (err) {
+        throw translate(err);
+      }
+      try {
+        return await work(this.readSql);
+      } finally {
+        if (this.reader.inTransaction) this.reader.exec('COMMIT');
+      }
+    });
+  }
+
+  write<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.queue.run(async () => {
+      try {
+        this.writer.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        throw translate(err);
+      }
+      try {
+        const result = await work(this.writeSql);
+        this.writer.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+        throw translate(err);
+      }
+    });
+  }
+
+  batch<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      // Started after the I/O callbacks of this turn of the event loop, so that the other
+      // requests that have already arrived can join the group.
+      if (this.waiting.length === 1 && !this.committing) setImmediate(() => void this.queue.run(() => this.commitGroup()));
+    });
+  }
+
+  /**
+   * Group commit. A durable commit waits for the disk (an fsync of the WAL), and better-sqlite3
+   * waits on the event loop's thread, so one commit per batch caps small batches at the disk's
+   * fsync rate however many clients wait. Batches that are waiting when a transaction starts, or
+   * that arrive while it runs, share it: each in its own savepoint, in arrival order (which is
+   * their serial order and their journal order), each all-or-nothing. None is answered before
+   * the one COMMIT that makes all of them durable; if that fails, all of them fail with 503 and
+   * nothing of any is kept, so each is safe to re-send.
+   */
+  private async commitGroup(): Promise<void> {
+    this.committing = true;
+    let done: Array<{ job: BatchJob; value: unknown }> = [];
+    const failAll = (err: unknown): void => {
+      for (const { job } of done) job.reject(err);
+      done = [];
+    };
+    try {
+      let started = 0;
+      while (this.waiting.length > 0 && started < MAX_GROUP) {
+        const job = this.waiting.shift() as BatchJob;
+        started++;
+        try {
+          if (!this.writer.inTransaction) this.writer.exec('BEGIN IMMEDIATE');
+          this.writer.exec('SAVEPOINT batch');
+        } catch (err) {
+          job.reject(translate(err));
+          continue;
+        }
+        try {
+          const value = await job.work(this.writeSql);
+          this.writer.exec('RELEASE batch');
+          done.push({ job, value });
+        } catch (err) {
+          if (this.writer.inTransaction) {
+            this.writer.exec('ROLLBACK TO batch');
+            this.writer.exec('RELEASE batch');
+          } else {
+            // SQLite rolled the whole transaction back (a full disk, say): the batches before it are gone too.
+            failAll(translate(err));
+          }
+          job.reject(translate(err));
+        }
+      }
+      if (this.writer.inTransaction) {
+        try {
+          this.writer.exec('COMMIT');
+        } catch (err) {
+          if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+          failAll(translate(err));
+        }
+      }
+      for (const { job, value } of done) job.resolve(value);
+    } finally {
+      this.committing = false;
+      if (this.waiting.length > 0) void this.queue.run(() => this.commitGroup());
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.query.get('SELECT 1 FROM license_groups LIMIT 1');
+  }
+
+  async close(): Promise<void> {
+    // A group commit may queue the next group behind it: wait until no batch is left.
+    do await this.queue.run(async () => undefined);
+    while (this.waiting.length > 0 || this.committing);
+    await this.readers.run(async () => undefined);
+    this.reader.close();
+    this.writer.close();
+  }
+}
+
+function migrate(db: Database.Database): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+  const isApplied = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?');
+  for (const m of MIGRATIONS) {
+    // Checked inside the write transaction: a CLI and a server may open the same file at once.
+    db.transaction(() => {
+      if (isApplied.get(m.version)) return;
+      for (const statement of renderMigration(m, 'sqlite')) db.exec(statement);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+    }).immediate();
+  }
+}
