@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AccessRecord } from '../src/domain/access';
-import type { CompanyRecord } from '../src/domain/companies';
+import { COMPANY_FIELDS, type CompanyRecord } from '../src/domain/companies';
+import { emptyValues } from '../src/domain/fields';
 import { defaultOrgType } from '../src/domain/org-types';
 import { ROOT_GROUP } from '../src/domain/principals';
 import type { RoleCode } from '../src/domain/roles';
@@ -73,8 +74,7 @@ export function entityWorkload(prefix: string, counts: Counts): Workload {
       id: `${prefix}_company_${i}`,
       name: `Bench ${prefix} ${i} s.r.o.`,
       country: 'CZ',
-      regNo: null,
-      vatId: null,
+      ...emptyValues(COMPANY_FIELDS),
       type: defaultOrgType('CZ'),
       show: true,
       licenseGroup: ROOT_GROUP,

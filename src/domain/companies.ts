@@ -1,4 +1,4 @@
-import { textField, type PlainValues } from './fields';
+import { dateField, textField, type PlainValues } from './fields';
 import type { Country } from './org-types';
 
 /** The fields of a company that a batch only sets and the listings only show (domain/fields.ts). */
@@ -10,6 +10,7 @@ export const COMPANY_FIELDS = [
     pattern: /^[A-Z]{2}[0-9A-Z]{1,14}$/,
     mismatch: (text) => `vatId '${text}' is not valid: a country code followed by digits, such as CZ12345678`,
   }),
+  dateField('validUntil', 'valid_until'),
 ] as const;
 
 export type CompanyFieldValues = PlainValues<typeof COMPANY_FIELDS>;

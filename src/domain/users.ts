@@ -1,4 +1,4 @@
-import { emptyValues, textField, type PlainValues } from './fields';
+import { dateField, emptyValues, textField, type PlainValues } from './fields';
 import { noPermissions, type Permissions } from './permissions';
 import type { RoleCode } from './roles';
 
@@ -20,6 +20,7 @@ export const USER_FIELDS = [
   textField('email', 'email', { pattern: /^[^\s@<>]+@[^\s@<>]+$/, mismatch: (text) => `email '${text}' is not an e-mail address` }),
   textField('givenName', 'given_name'),
   textField('familyName', 'family_name'),
+  dateField('validUntil', 'valid_until'),
 ] as const;
 
 export type UserFieldValues = PlainValues<typeof USER_FIELDS>;

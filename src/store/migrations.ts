@@ -294,4 +294,13 @@ export const MIGRATIONS: readonly Migration[] = [
       },
     ],
   },
+  {
+    // SPEC §10.3: the date a user's or a company's validity ends (a plain field, domain/fields.ts).
+    version: 4,
+    name: 'valid-until',
+    steps: [
+      { addColumn: { table: 'users', column: { name: 'valid_until', type: 'text' } } },
+      { addColumn: { table: 'companies', column: { name: 'valid_until', type: 'text' } } },
+    ],
+  },
 ];

@@ -125,6 +125,7 @@ describe('the read endpoints and the request-level errors of SPEC §3', () => {
         email: 'anna.mlada@firma.cz',
         givenName: 'Anna',
         familyName: 'Mladá',
+        validUntil: null,
         userType: 'NORMAL',
         blocked: false,
         blockMessage: null,
@@ -187,6 +188,7 @@ describe('the read endpoints and the request-level errors of SPEC §3', () => {
           type: 'PODNIKATELE+PU',
           show: true,
           licenseGroup: 'root',
+          validUntil: null,
           state: 'ESTABLISHED',
         },
         {
@@ -198,6 +200,7 @@ describe('the read endpoints and the request-level errors of SPEC §3', () => {
           type: 'PODNIKATELE+PU',
           show: false,
           licenseGroup: 'root',
+          validUntil: null,
           state: 'DISCONNECTED',
         },
       ]);

@@ -25,11 +25,12 @@ import { BatchExecutor } from '../../src/batch/execute';
 import { parseBatch } from '../../src/batch/parse';
 import type { AccessRecord } from '../../src/domain/access';
 import type { CompanyRecord } from '../../src/domain/companies';
-import { PERMISSION_NAMES, type Permissions } from '../../src/domain/permissions';
+import { PERMISSION_NAMES } from '../../src/domain/permissions';
 import type { HashPolicy } from '../../src/domain/passwords';
 import type { Principal } from '../../src/domain/principals';
 import type { UserRecord } from '../../src/domain/users';
 import { openStore } from '../../src/store/open-store';
+import { ACCESS, COMPANIES, USERS } from '../../src/store/schema';
 import type { Store } from '../../src/store/store';
 import type { JournalRow } from '../support/sqlite-dump';
 import { dropTestDb, dumpWithJournal, newTestDb, withoutTimestampsOf } from '../support/stores';
@@ -59,37 +60,12 @@ type Actor = (typeof ACTORS)[number];
 const principalOf = (actor: Actor): Principal =>
   actor === undefined ? { kind: 'certificate', name: 'dev-client', scope: 'root' } : { kind: 'certificate', name: 'dev-client', scope: 'root', actingUser: actor };
 
-const column = (p: string): string => `perm_${p.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`;
-
-/** The entity rows of a dump as the records the planner works with. */
+/** The entity rows of a dump as the records the planner works with: the store's own row mapping (src/store/schema.ts). */
 function recordsOf(dump: Dump): { users: UserRecord[]; companies: CompanyRecord[]; access: AccessRecord[] } {
   return {
-    users: (dump.users as Row[]).map((r) => ({
-      key: r.key as string,
-      username: r.username as string,
-      email: r.email as string | null,
-      givenName: r.given_name as string | null,
-      familyName: r.family_name as string | null,
-      passwordHash: r.password_hash as string | null,
-      permissions: Object.fromEntries(PERMISSION_NAMES.map((p) => [p, r[column(p)] === 1])) as Permissions,
-      defaultRole: r.default_role as UserRecord['defaultRole'],
-      blocked: r.blocked === 1,
-      blockMessage: r.block_message as string | null,
-      userType: r.user_type as UserRecord['userType'],
-      deleted: r.deleted === 1,
-      licenseGroup: r.license_group as string,
-    })),
-    companies: (dump.companies as Row[]).map((r) => ({
-      id: r.id as string,
-      name: r.name as string,
-      country: r.country as CompanyRecord['country'],
-      regNo: r.reg_no as string | null,
-      vatId: r.vat_id as string | null,
-      type: r.type as string,
-      show: r.show === 1,
-      licenseGroup: r.license_group as string,
-    })),
-    access: (dump.access as Row[]).map((r) => ({ userKey: r.user_key as string, companyId: r.company_id as string, role: r.role as AccessRecord['role'] })),
+    users: (dump.users as Row[]).map(USERS.fromRow),
+    companies: (dump.companies as Row[]).map(COMPANIES.fromRow),
+    access: (dump.access as Row[]).map(ACCESS.fromRow),
   };
 }
 

@@ -84,6 +84,18 @@ async function setUp(hashPolicy: HashPolicy = SHA256): Promise<Env> {
 }
 
 describe('users end to end (SPEC §4.1)', () => {
+  test('when a user and a company get <validUntil> (SPEC §10.3), then it is stored, listed and shown, a re-send is SKIPPED, and an empty one clears it', async () => {
+    const env = await setUp();
+    const set = '<user><username>petr.novak</username><validUntil>2027-01-31</validUntil></user><company><id>moje_firma_s_r_o_</id><validUntil>2027-06-30</validUntil></company>';
+    expect(statuses(await env.send(set))).toEqual(['UPDATED', 'UPDATED']);
+    expect(statuses(await env.send(set))).toEqual(['SKIPPED', 'SKIPPED']);
+    expect(rawUser(env, 'petr.novak').valid_until).toBe('2027-01-31');
+    expect((await env.store.findUser('root', 'petr.novak'))?.validUntil).toBe('2027-01-31');
+    expect((await env.store.listCompanies('root', { includeHidden: true })).find((c) => c.id === 'moje_firma_s_r_o_')?.validUntil).toBe('2027-06-30');
+    expect(statuses(await env.send('<user><username>petr.novak</username><validUntil/></user>'))).toEqual(['UPDATED']);
+    expect(rawUser(env, 'petr.novak').valid_until).toBeNull();
+  });
+
   test('when a user is deleted, then it disappears from the listings but its row and access list stay', async () => {
     const env = await setUp();
     expect(entries(await env.send('<user action="delete"><username>petr.novak</username></user>'))).toEqual([
@@ -159,7 +171,7 @@ describe('users end to end (SPEC §4.1)', () => {
         id: 'eva',
         status: 'FAILED',
         message:
-          'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <permissions>, <defaultRole>, <blocked>, <userType>',
+          'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>',
       },
       { type: 'USER', action: 'CREATE_UPDATE', id: 'eva2', status: 'CREATED' },
     ]);

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { ChangeSet, Snapshot } from '../../src/batch/plan';
 import type { AccessRecord } from '../../src/domain/access';
-import type { CompanyRecord } from '../../src/domain/companies';
+import { COMPANY_FIELDS, type CompanyRecord } from '../../src/domain/companies';
+import { emptyValues } from '../../src/domain/fields';
 import type { RoleCode } from '../../src/domain/roles';
 import { newUserRecord, type UserRecord } from '../../src/domain/users';
 
@@ -11,7 +12,7 @@ export function user(username: string, over: Partial<UserRecord> = {}): UserReco
 }
 
 export function company(id: string, over: Partial<CompanyRecord> = {}): CompanyRecord {
-  return { id, name: id, country: 'CZ', regNo: null, vatId: null, type: 'PODNIKATELE+PU', show: true, licenseGroup: 'root', ...over };
+  return { id, name: id, country: 'CZ', ...emptyValues(COMPANY_FIELDS), type: 'PODNIKATELE+PU', show: true, licenseGroup: 'root', ...over };
 }
 
 export const grant = (userKey: string, companyId: string, role: RoleCode): AccessRecord => ({ userKey, companyId, role });

@@ -96,7 +96,7 @@ describe('parseBatch: unknown elements', () => {
     const doc = batch('<user><username>a</username><phone>123</phone></user><user><username>b</username></user>');
     const [first, second] = doc.operations as UserOperation[];
     expect(first.invalid).toBe(
-      'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <permissions>, <defaultRole>, <blocked>, <userType>',
+      'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>',
     );
     expect(first.username).toBe('a');
     expect(second.invalid).toBeUndefined();
@@ -104,7 +104,7 @@ describe('parseBatch: unknown elements', () => {
 
   test('when a <company> contains an unknown element, then the message names it and the company elements', () => {
     expect(company('<id>c</id><city>Praha</city>').invalid).toBe(
-      'unknown element <city> in <company>; expected <id>, <name>, <country>, <regNo>, <vatId>, <type>, <adminUser>, <show>',
+      'unknown element <city> in <company>; expected <id>, <name>, <country>, <regNo>, <vatId>, <validUntil>, <type>, <adminUser>, <show>',
     );
   });
 
@@ -125,7 +125,7 @@ describe('parseBatch: unknown elements', () => {
 
   test('when an element differs from a known one only in case, then it is unknown and the message suggests the right spelling', () => {
     expect(user('<UserName>a</UserName>').invalid).toBe(
-      'unknown element <UserName> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <permissions>, <defaultRole>, <blocked>, <userType> (element names are case-sensitive: did you mean <username>?)',
+      'unknown element <UserName> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType> (element names are case-sensitive: did you mean <username>?)',
     );
     expect(only('<User><username>a</username></User>').invalid).toMatch(/unknown element <User> in <flexibee-batch>.*did you mean <user>\?/);
   });
@@ -170,6 +170,8 @@ describe('parseBatch: duplicated and invalid values', () => {
     ['has a pbkdf2 digest of an odd number of digits', `<username>a</username><password hash="pbkdf2" salt="s" iterations="1000">${HEX64.slice(1)}</password>`, 'a pre-hashed pbkdf2 <password> must be the 32-byte PBKDF2-HMAC-SHA256 key as 64 hexadecimal digits (0-9, a-f or A-F), not 63 digits'],
     ['has a 256-digit pbkdf2 digest', `<username>a</username><password hash="pbkdf2" salt="s" iterations="1000">${HEX64.repeat(4)}</password>`, 'a pre-hashed pbkdf2 <password> must be the 32-byte PBKDF2-HMAC-SHA256 key as 64 hexadecimal digits (0-9, a-f or A-F), not 256 digits'],
     ['has an empty pre-hashed digest', '<username>a</username><password hash="md5" salt="s"></password>', 'a pre-hashed md5 <password> must be the md5 digest as 32 hexadecimal digits (0-9, a-f or A-F), not 0 digits'],
+    ['is valid until a date that does not exist', '<username>a</username><validUntil>2023-02-29</validUntil>', "<validUntil> '2023-02-29' is not a date; expected YYYY-MM-DD, such as 2026-12-31"],
+    ['is valid until a date in another form', '<username>a</username><validUntil>31.12.2026</validUntil>', "<validUntil> '31.12.2026' is not a date; expected YYYY-MM-DD, such as 2026-12-31"],
     ['has a digest with a 0x prefix', `<username>a</username><password hash="sha256" salt="s">0x${HEX64.slice(2)}</password>`, 'a pre-hashed sha256 <password> must be the sha256 digest as 64 hexadecimal digits (0-9, a-f or A-F), not characters other than hex digits'],
   ])('when a user %s, then only that operation is invalid and the message says why', (_what, inner, message) => {
     expect(user(inner).invalid).toBe(message);
@@ -185,6 +187,7 @@ describe('parseBatch: duplicated and invalid values', () => {
     ['has a regNo with a dash', '<id>c</id><regNo>12-34</regNo>', "regNo '12-34' must contain only digits and letters"],
     ['has the type SIGNATUREN', '<id>c</id><type>SIGNATUREN</type>', "unknown organisation type 'SIGNATUREN'; expected one of CZ: PODNIKATELE+PU, PODNIKATELE+DE, NEZISKOVE, ROZPOCTOVE; SK: PODNIKATELIA+PU"],
     ['is shown "maybe"', '<id>c</id><show>maybe</show>', "<show> must be true or false, not 'maybe'"],
+    ['is valid until month 13', '<id>c</id><validUntil>2026-13-01</validUntil>', "<validUntil> '2026-13-01' is not a date; expected YYYY-MM-DD, such as 2026-12-31"],
     ['has an adminUser with a space', '<id>c</id><adminUser>anna mlada</adminUser>', "adminUser 'anna mlada' is not valid: use 1–64 characters of A–Z, a–z, 0–9, '.', '_', '@' and '-'"],
   ])('when a company %s, then only that operation is invalid and the message says why', (_what, inner, message) => {
     expect(company(inner).invalid).toBe(message);
@@ -218,8 +221,13 @@ describe('parseBatch: duplicated and invalid values', () => {
   });
 
   test('when an optional text field is empty, then it clears the value (null)', () => {
-    expect(user('<username>a</username><email></email><givenName/>').fields).toEqual({ email: null, givenName: null });
-    expect(company('<id>c</id><vatId/><regNo></regNo>').fields).toEqual({ vatId: null, regNo: null });
+    expect(user('<username>a</username><email></email><givenName/><validUntil/>').fields).toEqual({ email: null, givenName: null, validUntil: null });
+    expect(company('<id>c</id><vatId/><regNo></regNo><validUntil></validUntil>').fields).toEqual({ vatId: null, regNo: null, validUntil: null });
+  });
+
+  test('when a user or a company is valid until a calendar date (SPEC §10.3), then the date is read as written', () => {
+    expect(user('<username>a</username><validUntil>2024-02-29</validUntil>').fields).toEqual({ validUntil: '2024-02-29' });
+    expect(company('<id>c</id><validUntil>2026-12-31</validUntil>').fields).toEqual({ validUntil: '2026-12-31' });
   });
 });
 

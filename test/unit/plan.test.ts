@@ -660,7 +660,7 @@ describe('planBatch: failures, atomic and the change set (SPEC §5.3)', () => {
 
   test('when an invalid element still names its user, then the FAILED entry carries that id', () => {
     expect(outcomes(plan('<user><username>eva</username><phone>1</phone></user>'))).toEqual([
-      ['FAILED', 'eva', 'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <permissions>, <defaultRole>, <blocked>, <userType>'],
+      ['FAILED', 'eva', 'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>'],
     ]);
   });
 

@@ -44,6 +44,7 @@ import { FlexiError } from '../../src/errors';
 import { generateBatch } from '../support/batch-generator';
 import { cloneState, contested, emptyState, idempotentBySpec, recordsAsModel, runModel, stateData, verifiesAs, type ModelState } from '../support/batch-model';
 import { MemoryStore } from '../support/memory-store';
+import { company, user } from '../support/snapshots';
 
 const SEED = Number(process.env.FC_SEED ?? 20_240_604);
 /** FC_RUNS multiplies every run count, for a longer hunt than the default suite affords. */
@@ -223,13 +224,13 @@ const randomText = fc.oneof(
 /** A store the parsed batches are planned against: the pool users (one of them the actor), companies and grants. */
 const PLANNING_SNAPSHOT: Snapshot = {
   users: [
-    { key: 'anna.mlada', username: 'anna.mlada', email: null, givenName: 'Anna', familyName: null, passwordHash: null, permissions: { ...noPermissions(), createUser: true, grantPermission: true }, defaultRole: 'UCETNI', blocked: false, blockMessage: null, userType: 'NORMAL', deleted: false, licenseGroup: 'root' },
-    { key: 'petr.novak', username: 'petr.novak', email: null, givenName: null, familyName: null, passwordHash: 'sha256:s:00', permissions: noPermissions(), defaultRole: null, blocked: true, blockMessage: 'x', userType: 'NORMAL', deleted: false, licenseGroup: 'root' },
-    { key: 'eva', username: 'eva', email: null, givenName: null, familyName: null, passwordHash: null, permissions: noPermissions(), defaultRole: null, blocked: false, blockMessage: null, userType: 'READ_ONLY', deleted: true, licenseGroup: 'root' },
+    user('anna.mlada', { givenName: 'Anna', permissions: { ...noPermissions(), createUser: true, grantPermission: true }, defaultRole: 'UCETNI' }),
+    user('petr.novak', { passwordHash: 'sha256:s:00', blocked: true, blockMessage: 'x' }),
+    user('eva', { userType: 'READ_ONLY', deleted: true }),
   ],
   companies: [
-    { id: 'moje_firma_s_r_o_', name: 'Moje Firma s.r.o.', country: 'CZ', regNo: null, vatId: null, type: 'PODNIKATELE+PU', show: true, licenseGroup: 'root' },
-    { id: 'beta', name: 'Beta a.s.', country: 'SK', regNo: '007', vatId: 'SK2020123456', type: 'PODNIKATELIA+PU', show: false, licenseGroup: 'root' },
+    company('moje_firma_s_r_o_', { name: 'Moje Firma s.r.o.' }),
+    company('beta', { name: 'Beta a.s.', country: 'SK', regNo: '007', vatId: 'SK2020123456', type: 'PODNIKATELIA+PU', show: false }),
   ],
   access: [
     { userKey: 'anna.mlada', companyId: 'moje_firma_s_r_o_', role: 'ADMIN' },
