@@ -1,6 +1,8 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const DRIVER_HOME = { 'better-sqlite3': 'src/store/sqlite/', pg: 'src/store/postgres/' };
+
 export default tseslint.config(
   { ignores: ['dist/**', 'dist-bench/**', 'node_modules/**', 'coverage/**'] },
   js.configs.recommended,
@@ -20,22 +22,29 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
-  // Each database driver stays inside its store: the batch and domain code must not know which store runs.
-  {
-    files: ['src/**/*.ts'],
-    ignores: ['src/store/sqlite/**', 'src/store/postgres/**'],
-    rules: { 'no-restricted-imports': ['error', { paths: [driver('better-sqlite3', 'src/store/sqlite/'), driver('pg', 'src/store/postgres/')] }] },
-  },
-  {
-    files: ['src/store/sqlite/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: [driver('pg', 'src/store/postgres/')] }] },
-  },
-  {
-    files: ['src/store/postgres/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: [driver('better-sqlite3', 'src/store/sqlite/')] }] },
-  },
+  // The layers of docs/architecture.md, lowest first: domain (and xml); then batch and store (batch
+  // may use the Store interface, store never imports batch); then server; then the cli. Nothing
+  // imports upward, and each database driver stays inside its own store folder. Each file matches
+  // the last of these that names it (flat config: a later rule setting replaces an earlier one).
+  restrict('src/**/*.ts', [], ['better-sqlite3', 'pg']),
+  restrict('src/domain/**/*.ts', ['batch', 'store', 'server', 'cli', 'events', 'tasks'], ['better-sqlite3', 'pg']),
+  restrict('src/xml/**/*.ts', ['batch', 'store', 'server', 'cli', 'events', 'tasks'], ['better-sqlite3', 'pg']),
+  restrict('src/batch/**/*.ts', ['server', 'cli'], ['better-sqlite3', 'pg']),
+  restrict('src/store/**/*.ts', ['batch', 'server', 'cli'], ['better-sqlite3', 'pg']),
+  restrict('src/store/sqlite/**/*.ts', ['batch', 'server', 'cli'], ['pg']),
+  restrict('src/store/postgres/**/*.ts', ['batch', 'server', 'cli'], ['better-sqlite3']),
+  restrict('src/server/**/*.ts', ['cli'], ['better-sqlite3', 'pg']),
 );
 
-function driver(name, home) {
-  return { name, message: `only ${home} may import ${name}; go through the Store interface (src/store/store.ts)` };
+/** Files matching `files` may import neither from the src/ folders (or src/cli.ts) named in `above`, nor the drivers named in `drivers`. */
+function restrict(files, above, drivers) {
+  const patterns = above.map((folder) => ({
+    group: [`../${folder}`, `../${folder}/*`, `../../${folder}`, `../../${folder}/*`, `../../../${folder}`, `../../../${folder}/*`],
+    message: `a lower layer must not import from ${folder} (docs/architecture.md)`,
+  }));
+  const paths = drivers.map((name) => ({
+    name,
+    message: `only ${DRIVER_HOME[name]} may import ${name}; go through the Store interface (src/store/store.ts)`,
+  }));
+  return { files: [files], rules: { 'no-restricted-imports': ['error', { paths, patterns }] } };
 }

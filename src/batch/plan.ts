@@ -7,6 +7,7 @@ import { beyondActor, missingFor, PERMISSION_NAMES, runsCompany, takeoverBlocker
 import type { Principal } from '../domain/principals';
 import { DEFAULT_ROLE, type RoleCode } from '../domain/roles';
 import { newUserRecord, USER_FIELDS, userKey, type UserRecord } from '../domain/users';
+import type { ChangeSet, PlannedUser, Snapshot, SnapshotRequest } from '../domain/changes';
 import type {
   AccessOperation,
   BatchDocument,
@@ -18,21 +19,7 @@ import type {
   UserOperation,
 } from './operations';
 
-/** What the planner needs to see of the store: the rows a batch touches. */
-export interface Snapshot {
-  users: readonly UserRecord[];
-  companies: readonly CompanyRecord[];
-  /** Every grant of every user in `users`. */
-  access: readonly AccessRecord[];
-}
-
-/** The keys a batch may touch; the store loads exactly these into a Snapshot. */
-export interface SnapshotRequest {
-  userKeys: string[];
-  companyIds: string[];
-  /** Companies whose id starts with one of these, for ids derived from a name. */
-  companyIdPrefixes: string[];
-}
+export type { ChangeSet, PlannedUser, Snapshot, SnapshotRequest } from '../domain/changes';
 
 export interface PlanContext {
   principal: Principal;
@@ -48,20 +35,6 @@ export interface OperationResult {
   id: string;
   status: Status;
   message?: string;
-}
-
-export interface PlannedUser extends UserRecord {
-  /** A plain-text password to hash before writing; passwordHash is then to be replaced. */
-  newPassword?: string;
-}
-
-/** The net effect of a batch, in the order the store applies it. */
-export interface ChangeSet {
-  deletedCompanies: string[];
-  users: PlannedUser[];
-  companies: CompanyRecord[];
-  revokedAccess: Array<Pick<AccessRecord, 'userKey' | 'companyId'>>;
-  grantedAccess: AccessRecord[];
 }
 
 export interface Plan {

@@ -1,4 +1,4 @@
-import type { Snapshot, SnapshotRequest } from '../batch/plan';
+import type { Snapshot, SnapshotRequest } from '../domain/changes';
 import type { AccessRecord } from '../domain/access';
 import type { CompanyRecord } from '../domain/companies';
 import type { RoleCode } from '../domain/roles';

@@ -1,4 +1,4 @@
-import type { ChangeSet, Snapshot, SnapshotRequest } from '../batch/plan';
+import type { ChangeSet, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
 import type { RoleCode } from '../domain/roles';
 import type { UserRecord } from '../domain/users';
