@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BatchExecutor } from './batch/execute';
 import { hashPolicyOf, loadConfig, SETTINGS, usage, type Config } from './config';
@@ -173,9 +174,15 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** The version in package.json, which sits beside dist/ and src/ alike. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 function optionSpec() {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'V' },
     config: { type: 'string' },
     scope: { type: 'string' },
     label: { type: 'string' },
@@ -194,6 +201,7 @@ function optionsHelp(): string {
     ...Object.values(SETTINGS).map((s) => option(`--${s.boolean ? `[no-]${s.flag}` : `${s.flag} VALUE`}`, `${s.help} [${s.env}]`)),
     option('--config FILE', 'JSON file of settings, keyed as the flags above [FLEXI_CONFIG]'),
     option('-h, --help', 'show this help'),
+    option('-V, --version', 'print the version of flexi-admin'),
   ].join('\n');
 }
 
@@ -237,6 +245,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     for (const s of Object.values(SETTINGS)) {
       if (s.boolean && flags[`no-${s.flag}`]) flags[s.flag] = 'false';
       else if (s.boolean && flags[s.flag] === true) flags[s.flag] = 'true';
+    }
+    if (flags.version) {
+      out(packageVersion());
+      return 0;
     }
     const found = findCommand(parsed.positionals);
     if (!found) {

@@ -48,6 +48,15 @@ function expectUsageError(result: CliResult, reason: RegExp): void {
   expect(result.stderr).toMatch(reason);
 }
 
+describe('flexi-admin --version', () => {
+  test('when run with --version or -V, then it prints the version of package.json alone and exits 0, without reading the configuration', async () => {
+    const version = (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+    for (const flag of ['--version', '-V']) {
+      expect(await runCli([flag], { env: { FLEXI_PORT: 'not-a-port' } })).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: '' });
+    }
+  });
+});
+
 describe('flexi-admin --help', () => {
   test('when run with --help alone, then it exits 0 and lists every command of SPEC §1', async () => {
     const result = await runCli(['--help']);
