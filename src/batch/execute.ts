@@ -8,7 +8,7 @@ import type { Store } from '../store/store';
 import type { BatchDocument } from './operations';
 import { parseBatch } from './parse';
 import { planBatch, snapshotRequest, type PlannedUser, type Snapshot } from './plan';
-import { countResults, renderResult, type Stats } from './render';
+import { countByEntity, countResults, renderResult, type Stats } from './render';
 
 export interface ExecutorOptions {
   maxOperations: number;
@@ -21,6 +21,8 @@ export interface BatchOutcome {
   batchId: string;
   xml: string;
   stats: Stats;
+  /** Operations by `${entity type}\u0000${status}`. */
+  byEntity: Map<string, number>;
   dryRun: boolean;
 }
 
@@ -144,7 +146,7 @@ export class BatchExecutor {
             resultXml: xml,
           });
         }
-        return { batchId: doc.id, xml, stats: countResults(plan.results), dryRun: doc.dryRun, written };
+        return { batchId: doc.id, xml, stats: countResults(plan.results), byEntity: countByEntity(plan.results), dryRun: doc.dryRun, written };
       }, { claim: flight });
       this.options.onPasswordsWritten?.(written);
       return outcome;

@@ -14,6 +14,16 @@ export function countResults(results: readonly OperationResult[]): Stats {
   return stats;
 }
 
+/** How many operations of each entity type ended in each status, for the metrics. */
+export function countByEntity(results: readonly OperationResult[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of results) {
+    const key = `${r.type}\u0000${r.status}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
 export interface ResultHeader {
   id: string;
   dryRun?: boolean;

@@ -6,6 +6,7 @@ import { ROOT_GROUP } from '../domain/principals';
 import { userKey, type UserRecord } from '../domain/users';
 import { FlexiError, isFlexiError } from '../errors';
 import type { Logger } from '../log';
+import type { AuthFailure, Metrics } from '../metrics';
 import type { Store } from '../store/store';
 import { checkServerCredentials, type ServerCredentials } from './server-auth';
 import { sessionIdHash } from './sessions';
@@ -19,6 +20,7 @@ export interface AuthOptions {
   sessionIdleMs: number;
   throttle: AuthThrottle;
   logger: Logger;
+  metrics?: Metrics;
 }
 
 export const IMPERSONATION_HEADER = 'x-flexibee-authorization';
@@ -30,11 +32,18 @@ export function clientAddress(req: Request): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
+/** Why a check refused: its kind for the metrics, and the words for the log. */
+export interface Refusal {
+  kind: AuthFailure;
+  reason: string;
+}
+
 /**
- * Every failure answers the same; only the log says which check failed. The caller counts the
- * failure with the throttle (asAttempt, or AuthThrottle.recordFailure).
+ * Every failure answers the same; only the log (and the metrics, by kind) say which check
+ * failed. The caller counts the failure with the throttle (asAttempt, or AuthThrottle.recordFailure).
  */
-export function refuse(options: AuthOptions, req: Request, reason: string, message = REFUSED, fields: Record<string, unknown> = {}): never {
+export function refuse(options: AuthOptions, req: Request, { kind, reason }: Refusal, message = REFUSED, fields: Record<string, unknown> = {}): never {
+  options.metrics?.authFailures.inc({ reason: kind });
   options.logger.warn('authentication refused', { reason, remote: clientAddress(req), path: req.path, ...fields });
   throw new FlexiError('unauthorized', message, { 'WWW-Authenticate': 'Basic realm="flexi-admin"' });
 }
@@ -116,8 +125,8 @@ export async function authenticate(req: Request, options: AuthOptions): Promise<
 function sessionPrincipal(req: Request, sessionId: string, options: AuthOptions): Promise<Principal> {
   return asAttempt(options.throttle.begin(clientAddress(req)), async () => {
     const user = await options.store.useSession(sessionIdHash(sessionId), Date.now(), options.sessionIdleMs);
-    if (!user) refuse(options, req, 'unknown or expired session');
-    if (userUnavailable(user)) refuse(options, req, `session user ${user.username} ${userUnavailable(user)}`);
+    if (!user) refuse(options, req, { kind: 'session-unknown', reason: 'unknown or expired session' });
+    if (userUnavailable(user)) refuse(options, req, { kind: 'session-user-unavailable', reason: `session user ${user.username} ${userUnavailable(user)}` });
     return { kind: 'session', name: user.username, scope: user.licenseGroup, actingUser: user.username };
   });
 }
@@ -125,10 +134,10 @@ function sessionPrincipal(req: Request, sessionId: string, options: AuthOptions)
 function passwordPrincipal(req: Request, authorization: string, options: AuthOptions): Promise<Principal> {
   const credentials = basicCredentials(authorization);
   return asAttempt(options.throttle.begin(clientAddress(req), credentials && serverNameKey(credentials.username)), () => {
-    if (!credentials) refuse(options, req, 'malformed Authorization header');
-    if (!options.serverCredentials) refuse(options, req, 'password authentication is off');
+    if (!credentials) refuse(options, req, { kind: 'malformed-authorization', reason: 'malformed Authorization header' });
+    if (!options.serverCredentials) refuse(options, req, { kind: 'password-auth-off', reason: 'password authentication is off' });
     if (!checkServerCredentials(options.serverCredentials, credentials.username, credentials.password)) {
-      refuse(options, req, 'wrong server name or password');
+      refuse(options, req, { kind: 'wrong-server-password', reason: 'wrong server name or password' });
     }
     return { kind: 'password', name: options.serverCredentials.username, scope: ROOT_GROUP };
   });
@@ -157,25 +166,25 @@ function peerCertificateOf(socket: TLSSocket): PeerCertificate {
  */
 async function certificatePrincipal(req: Request, options: AuthOptions): Promise<Principal> {
   const checked = await checkCertificate(req, options);
-  if (typeof checked !== 'string') return checked;
+  if (!('reason' in checked)) return checked;
   options.throttle.recordFailure(clientAddress(req));
   refuse(options, req, checked);
 }
 
 /** The certificate's principal, or why it is refused. */
-async function checkCertificate(req: Request, options: AuthOptions): Promise<Principal | string> {
+async function checkCertificate(req: Request, options: AuthOptions): Promise<Principal | Refusal> {
   const socket = req.socket as TLSSocket;
   const cert = peerCertificateOf(socket);
   // With requestCert and rejectUnauthorized off, "no certificate" is an empty object.
-  if (!cert || !cert.fingerprint) return 'no client certificate';
+  if (!cert || !cert.fingerprint) return { kind: 'no-certificate', reason: 'no client certificate' };
   const now = Date.now();
   if (now < Date.parse(cert.valid_from) || now > Date.parse(cert.valid_to)) {
-    return `certificate ${cert.fingerprint} is outside its validity period`;
+    return { kind: 'certificate-expired', reason: `certificate ${cert.fingerprint} is outside its validity period` };
   }
   if (options.requireChain && !socket.authorized) {
-    return `certificate ${cert.fingerprint} does not verify against the client CA (${String(socket.authorizationError)})`;
+    return { kind: 'certificate-chain', reason: `certificate ${cert.fingerprint} does not verify against the client CA (${String(socket.authorizationError)})` };
   }
   const record = await options.store.findActiveFingerprint(cert.fingerprint);
-  if (!record) return `certificate ${cert.fingerprint} is not registered or is revoked`;
+  if (!record) return { kind: 'certificate-unregistered', reason: `certificate ${cert.fingerprint} is not registered or is revoked` };
   return { kind: 'certificate', name: record.fingerprint, label: record.label ?? undefined, scope: record.scope };
 }

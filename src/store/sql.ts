@@ -31,6 +31,14 @@ export interface Dialect {
   list(items: readonly unknown[]): unknown;
 }
 
+export interface DriverOptions {
+  /** Told how long each durable commit of batches took, in seconds. */
+  onCommit?: (seconds: number) => void;
+}
+
+/** Seconds since a process.hrtime.bigint() reading. */
+export const secondsSince = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
+
 export interface Driver {
   readonly kind: 'sqlite' | 'postgres';
   readonly dialect: Dialect;

@@ -67,9 +67,9 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       const result = await asAttempt(auth.throttle.begin(clientAddress(req), loginKey(username)), async () => {
         const outcome = await login(deps.store, deps.passwordChecks, username, password, auth.sessionIdleMs);
         if (outcome.ok) return outcome;
-        if (outcome.reason === 'blocked') refuse(auth, req, `login of blocked user ${username}`, `User ${outcome.username} is blocked: ${outcome.message}`);
+        if (outcome.reason === 'blocked') refuse(auth, req, { kind: 'login-blocked', reason: `login of blocked user ${username}` }, `User ${outcome.username} is blocked: ${outcome.message}`);
         // The same 401 as every other refusal: nothing tells a wrong name from a wrong password.
-        refuse(auth, req, `failed login for ${username}`, undefined, { pbkdf2Iterations: outcome.pbkdf2Iterations });
+        refuse(auth, req, { kind: 'login-failed', reason: `failed login for ${username}` }, undefined, { pbkdf2Iterations: outcome.pbkdf2Iterations });
       });
       res.locals.principal = { kind: 'session', name: result.user.username, scope: result.user.licenseGroup, actingUser: result.user.username };
       send(res, format, success(format, { authSessionId: result.sessionId }));
@@ -83,7 +83,7 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       const sessionId = req.headers[SESSION_HEADER];
       await asAttempt(auth.throttle.begin(clientAddress(req)), async () => {
         if (typeof sessionId !== 'string' || !(await deps.store.deleteSession(sessionIdHash(sessionId), Date.now(), auth.sessionIdleMs))) {
-          refuse(auth, req, 'logout without a live session');
+          refuse(auth, req, { kind: 'logout-without-session', reason: 'logout without a live session' });
         }
       });
       send(res, format, success(format, {}));

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { FlexiError, storeUnavailable } from '../../errors';
 import { MIGRATIONS, renderMigration } from '../migrations';
 import type { ColumnType, Row, Table } from '../schema';
-import { conflictClause, type Dialect, type Driver, type Sql } from '../sql';
+import { conflictClause, secondsSince, type Dialect, type Driver, type DriverOptions, type Sql } from '../sql';
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -115,7 +115,7 @@ class Gate {
   }
 }
 
-export interface PostgresDriverOptions {
+export interface PostgresDriverOptions extends DriverOptions {
   /** Connections per process (default 10). */
   poolSize?: number;
 }
@@ -257,6 +257,7 @@ export class PostgresDriver implements Driver {
   private constructor(
     private readonly pool: pg.Pool,
     poolSize: number,
+    private readonly options: DriverOptions,
   ) {
     this.batches = new Gate(Math.max(1, poolSize - 1));
     this.query = poolSql(pool);
@@ -291,7 +292,7 @@ export class PostgresDriver implements Driver {
       await pool.end().catch(() => undefined);
       throw openError(err, url);
     }
-    return new PostgresDriver(pool, poolSize);
+    return new PostgresDriver(pool, poolSize, options);
   }
 
   read<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
@@ -303,7 +304,12 @@ export class PostgresDriver implements Driver {
   }
 
   /** `work` in one transaction on one pooled connection; a broken connection is thrown away, its errors become 503. */
-  private async transaction<T>(begin: string, work: (sql: Sql) => Promise<T>, before?: (client: pg.PoolClient) => Promise<void>): Promise<T> {
+  private async transaction<T>(
+    begin: string,
+    work: (sql: Sql) => Promise<T>,
+    before?: (client: pg.PoolClient) => Promise<void>,
+    onCommit?: (seconds: number) => void,
+  ): Promise<T> {
     const client = await this.checkout();
     let broken: unknown;
     // A checked-out client has no pool listener: a connection lost between two queries must not crash the process.
@@ -314,7 +320,9 @@ export class PostgresDriver implements Driver {
       await before?.(client);
       const result = await work(sqlOf(client));
       try {
+        const started = process.hrtime.bigint();
         await client.query('COMMIT');
+        onCommit?.(secondsSince(started));
       } catch (err) {
         const reason = unavailableReason(err);
         if (reason === undefined) throw err;
@@ -364,7 +372,7 @@ export class PostgresDriver implements Driver {
         }
         await turn;
         await client.query('SELECT pg_advisory_xact_lock($1::int8)', [BATCH_LOCK]);
-      }),
+      }, this.options.onCommit),
     );
     run.then(done, done);
     this.running.add(run);

@@ -5,7 +5,7 @@ import { storeUnavailable } from '../../errors';
 import { SerialQueue } from '../../util/serial-queue';
 import { MIGRATIONS, renderMigration } from '../migrations';
 import type { Row, Table } from '../schema';
-import { insertStatement, type Dialect, type Driver, type Sql } from '../sql';
+import { insertStatement, secondsSince, type Dialect, type Driver, type DriverOptions, type Sql } from '../sql';
 
 const UNAVAILABLE = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_READONLY'];
 
@@ -99,7 +99,11 @@ export class SqliteDriver implements Driver {
   private readonly readSql: Sql;
   private readonly writeSql: Sql;
 
-  private constructor(private readonly writer: Database.Database, path: string) {
+  private constructor(
+    private readonly writer: Database.Database,
+    path: string,
+    private readonly options: DriverOptions,
+  ) {
     this.reader = new Database(path, { fileMustExist: true });
     this.reader.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.readSql = sqlOf(new Statements(this.reader));
@@ -108,7 +112,7 @@ export class SqliteDriver implements Driver {
   }
 
   /** Opens (creating the file and its folder) and applies pending migrations. */
-  static open(path: string): SqliteDriver {
+  static open(path: string, options: DriverOptions = {}): SqliteDriver {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     let db: Database.Database | undefined;
     try {
@@ -118,7 +122,7 @@ export class SqliteDriver implements Driver {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       migrate(db);
-      return new SqliteDriver(db, path);
+      return new SqliteDriver(db, path, options);
     } catch (err) {
       db?.close();
       throw translate(err);
@@ -212,7 +216,9 @@ export class SqliteDriver implements Driver {
       }
       if (this.writer.inTransaction) {
         try {
+          const started = process.hrtime.bigint();
           this.writer.exec('COMMIT');
+          this.options.onCommit?.(secondsSince(started));
         } catch (err) {
           if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
           failAll(translate(err));
