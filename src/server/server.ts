@@ -165,6 +165,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       ...tls,
       requestCert: true,
       rejectUnauthorized: false,
+      // Set here, not left to Node's defaults: those accept static-RSA suites (no forward secrecy),
+      // and NODE_OPTIONS=--tls-min-v1.0 would lower the version floor.
+      ciphers: config.tlsCiphers,
+      minVersion: config.tlsMinVersion,
       ...(clientCa ? { ca: clientCa } : {}),
       // A client that connects and never completes TLS must not hold a socket for Node's default 2 minutes.
       handshakeTimeout: Math.min(config.requestTimeoutMs, 20_000),
