@@ -141,7 +141,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   },
   pbkdf2Iterations: { key: 'pbkdf2Iterations', flag: 'pbkdf2-iterations', env: 'FLEXI_PBKDF2_ITERATIONS', help: `PBKDF2 iterations for new hashes, at most ${MAX_PBKDF2_ITERATIONS} (default ${DEFAULT_PBKDF2_ITERATIONS})`, read: integer('pbkdf2-iterations', 1, MAX_PBKDF2_ITERATIONS) },
   requestTimeoutMs: { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'FLEXI_REQUEST_TIMEOUT', help: 'milliseconds a client has to send its whole request (default 60000)', read: integer('request-timeout', 1000) },
-  shutdownTimeoutMs: { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'FLEXI_SHUTDOWN_TIMEOUT', help: 'on SIGTERM, milliseconds clients still sending a request get to finish it; received batches always finish (default 30000)', read: integer('shutdown-timeout', 0) },
+  shutdownTimeoutMs: { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'FLEXI_SHUTDOWN_TIMEOUT', help: 'on SIGTERM, milliseconds clients still sending a request get to finish it, and an answer may make no progress (at least 1000); received batches always finish (default 30000)', read: integer('shutdown-timeout', 0) },
   sessionIdleMs: { key: 'sessionIdleMs', flag: 'session-idle', env: 'FLEXI_SESSION_IDLE', help: 'milliseconds a login session may stay unused before it expires (default 1800000)', read: integer('session-idle', 1000) },
   authMaxFailures: { key: 'authMaxFailures', flag: 'auth-max-failures', env: 'FLEXI_AUTH_MAX_FAILURES', help: 'failed authentications one address may make per window before 429 (default 10)', read: integer('auth-max-failures', 1) },
   authMaxFailuresPerUser: {
