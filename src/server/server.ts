@@ -257,7 +257,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
    *    Batches already received are never cut off half-way: they finish, commit and are answered.
    * 3. Once they are, an answer is delivered whole however long it takes while its client reads;
    *    a connection whose answer makes no progress for the shutdown timeout (at least 1 s: its
-   *    client stopped reading) is cut. The batch stays committed; its result is in the journal (GET /admin/batch/{id}).
+   *    client stopped reading) is cut. Its batch stays committed, the result in the journal.
    * 4. Close the store.
    */
   const stop = async (): Promise<void> => {
@@ -286,6 +286,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       // At least a second: 0 would switch the socket timeout off, and a client needs a moment to read at all.
       const stalledMs = Math.max(config.shutdownTimeoutMs, 1000);
       for (const socket of secure) {
+        if (socket.destroyed) continue;
         // Node counts every write that completes (and every read) as activity; sendText makes each slice one.
         socket.setTimeout(stalledMs);
         // Before the HTTP server's own listener, which destroys the socket too, so the log still sees what was left.
