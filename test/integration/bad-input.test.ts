@@ -568,6 +568,16 @@ describe('SPEC §9: bad input over HTTPS', () => {
       expect(readMessage(res)).toBe(message);
     });
 
+    test('when a login names a user with U+0000 in it, then it is refused as an unknown name (401), not a 500 (PostgreSQL text cannot hold U+0000)', async () => {
+      for (const body of [JSON.stringify({ username: 'anna.mlada\u0000', password: 'x' }), JSON.stringify({ username: '\u0000', password: '' })]) {
+        const res = await server.request('POST', '/login-logout/login.json', { client: null, headers: { 'content-type': 'application/json' }, body });
+        expect(res.status).toBe(401);
+      }
+      const form = await server.request('POST', '/login-logout/login.xml', { client: null, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=anna%00&password=x' });
+      expect(form.status).toBe(401);
+      expect(readMessage(form)).not.toBe('');
+    });
+
     /** UTF-8 bytes of a code point, surrogates included (CESU style: what no valid UTF-8 contains). */
     const utf8Of = (cp: number): number[] =>
       cp < 0x80 ? [cp]
