@@ -154,7 +154,7 @@ const COMMANDS: Record<string, Command> = {
           outcome = await executor.execute(body, { kind: 'cli', name: 'cli', scope: ROOT_GROUP });
         } catch (e) {
           // The message was written for HTTP clients ("The body …"); name the file instead.
-          if (isFlexiError(e) && e.code !== 'store-unavailable') throw new FlexiError(e.code, `${file} was rejected, nothing applied: ${e.message}`);
+          if (isFlexiError(e) && e.code !== 'store-unavailable' && e.code !== 'store-gone') throw new FlexiError(e.code, `${file} was rejected, nothing applied: ${e.message}`);
           throw e;
         }
         process.stdout.write(outcome.xml);

@@ -1,10 +1,28 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { DEFAULT_PBKDF2_ITERATIONS, HASH_ALGORITHMS, isHashAlgorithm, MAX_PBKDF2_ITERATIONS, type HashAlgorithm, type HashPolicy } from './domain/passwords';
 import { FlexiError } from './errors';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * Mozilla's "intermediate" TLS 1.2 suites (Server Side TLS 5.7): ECDHE only, so every session
+ * has forward secrecy, and AEAD only. Its three DHE-RSA suites are left out: Node negotiates
+ * DHE only with DH parameters, which the server does not configure. TLS 1.3 keeps OpenSSL's
+ * three suites, which are the same as Mozilla's.
+ */
+export const TLS_CIPHERS_INTERMEDIATE = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+export type TlsVersion = (typeof TLS_VERSIONS)[number];
 
 export interface Config {
   port: number;
@@ -29,6 +47,8 @@ export interface Config {
   passwordCheckConcurrency: number;
   passwordCheckQueue: number;
   dbPool: number;
+  tlsCiphers: string;
+  tlsMinVersion: TlsVersion;
 }
 
 /** One setting: its flag, environment variable, config-file key and how to read it. */
@@ -66,6 +86,31 @@ function bool(name: string) {
   };
 }
 
+/**
+ * An OpenSSL cipher list, checked by OpenSSL itself, so that a typo stops the start with one line
+ * rather than a stack trace. OpenSSL skips a name it does not know as long as another one matches;
+ * a misspelt suite would then be missing in silence, so each name that adds suites must match alone.
+ */
+function cipherList(t: string): string {
+  const ciphers = t.trim();
+  // Node would take an empty list as "its defaults", which is not what anyone asking for a list means.
+  if (!ciphers) throw usage('tls-ciphers must name at least one cipher suite, such as ECDHE-RSA-AES128-GCM-SHA256');
+  const matches = (list: string): boolean => {
+    try {
+      createSecureContext({ ciphers: list });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const unknown = ciphers.split(/[:, ]+/).filter((name) => name && !/^[!+@-]/.test(name) && !matches(name));
+  if (unknown.length || !matches(ciphers)) {
+    const what = unknown.length ? `${unknown.map((n) => `'${n}'`).join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not known to OpenSSL` : 'it leaves no cipher suite';
+    throw usage(`tls-ciphers '${ciphers}' is not usable: ${what}; give names as "openssl ciphers -s -v" prints them, separated by ':'`);
+  }
+  return ciphers;
+}
+
 const text = (t: string): string => t;
 const nullableText = (t: string): string | null => t || null;
 
@@ -96,7 +141,7 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
   },
   pbkdf2Iterations: { key: 'pbkdf2Iterations', flag: 'pbkdf2-iterations', env: 'FLEXI_PBKDF2_ITERATIONS', help: `PBKDF2 iterations for new hashes, at most ${MAX_PBKDF2_ITERATIONS} (default ${DEFAULT_PBKDF2_ITERATIONS})`, read: integer('pbkdf2-iterations', 1, MAX_PBKDF2_ITERATIONS) },
   requestTimeoutMs: { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'FLEXI_REQUEST_TIMEOUT', help: 'milliseconds a client has to send its whole request (default 60000)', read: integer('request-timeout', 1000) },
-  shutdownTimeoutMs: { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'FLEXI_SHUTDOWN_TIMEOUT', help: 'on SIGTERM, milliseconds clients still sending a request get to finish it; received batches always finish (default 30000)', read: integer('shutdown-timeout', 0) },
+  shutdownTimeoutMs: { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'FLEXI_SHUTDOWN_TIMEOUT', help: 'on SIGTERM, milliseconds clients still sending a request get to finish it, and an answer may make no progress (at least 1000); received batches always finish (default 30000)', read: integer('shutdown-timeout', 0) },
   sessionIdleMs: { key: 'sessionIdleMs', flag: 'session-idle', env: 'FLEXI_SESSION_IDLE', help: 'milliseconds a login session may stay unused before it expires (default 1800000)', read: integer('session-idle', 1000) },
   authMaxFailures: { key: 'authMaxFailures', flag: 'auth-max-failures', env: 'FLEXI_AUTH_MAX_FAILURES', help: 'failed authentications one address may make per window before 429 (default 10)', read: integer('auth-max-failures', 1) },
   authMaxFailuresPerUser: {
@@ -113,6 +158,14 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
     help: 'login password checks that may wait for one; more get 503 with Retry-After (default 32)', read: integer('password-check-queue', 0, 100_000),
   },
   dbPool: { key: 'dbPool', flag: 'db-pool', env: 'FLEXI_DB_POOL', help: 'PostgreSQL connection pool size per process (default 10)', read: integer('db-pool', 1, 1000) },
+  tlsCiphers: { key: 'tlsCiphers', flag: 'tls-ciphers', env: 'FLEXI_TLS_CIPHERS', help: "OpenSSL cipher list for TLS 1.2 (TLS_… names set the TLS 1.3 suites; default Mozilla's intermediate: ECDHE with AES-GCM or ChaCha20)", read: cipherList },
+  tlsMinVersion: {
+    key: 'tlsMinVersion', flag: 'tls-min-version', env: 'FLEXI_TLS_MIN_VERSION', help: `oldest TLS version accepted: ${TLS_VERSIONS.join(' or ')} (default TLSv1.2)`,
+    read: (t) => {
+      if (!(TLS_VERSIONS as readonly string[]).includes(t)) throw usage(`tls-min-version must be one of ${TLS_VERSIONS.join(', ')}, not '${t}'`);
+      return t as TlsVersion;
+    },
+  },
 };
 
 export const DEFAULTS: Config = {
@@ -138,6 +191,8 @@ export const DEFAULTS: Config = {
   passwordCheckConcurrency: 2,
   passwordCheckQueue: 32,
   dbPool: 10,
+  tlsCiphers: TLS_CIPHERS_INTERMEDIATE,
+  tlsMinVersion: 'TLSv1.2',
 };
 
 /** How plain-text passwords are hashed, as --password-hash and --pbkdf2-iterations say. */

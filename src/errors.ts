@@ -10,6 +10,7 @@ export type RequestErrorCode =
   | 'too-many-requests'
   | 'store-unavailable'
   | 'server-busy'
+  | 'store-gone'
   | 'internal';
 
 /**
@@ -31,6 +32,8 @@ const STATUS: Record<RequestErrorCode, number> = {
   'too-many-requests': 429,
   'store-unavailable': 503,
   'server-busy': 503,
+  // Unlike store-unavailable, it lasts until an operator acts: no Retry-After.
+  'store-gone': 503,
   internal: 500,
 };
 

@@ -14,6 +14,12 @@ export function renderEnvelope(message: string, format: Format): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<winstrom version="1.0"><success>false</success><message>${escapeXml(message)}</message></winstrom>\n`;
 }
 
+/**
+ * What a caller not (yet) authenticated learns when the store is gone: that it is, not where its
+ * file lives. The log line of the request has the full message.
+ */
+export const STORE_GONE_PUBLIC = 'The store file was deleted or replaced while the server was running; nothing was applied, and nothing can be until the server is restarted.';
+
 export function sendEnvelope(res: Response, err: FlexiError, format: Format): void {
   res.status(err.status);
   for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
@@ -80,7 +86,8 @@ export function errorHandler(logger: Logger) {
     const known = isFlexiError(err) ? err : fromMiddleware(err as HttpError);
     if (known && !res.headersSent) {
       res.locals.error = known.message;
-      sendEnvelope(res, known, format);
+      const shown = known.code === 'store-gone' && !res.locals.principal ? new FlexiError('store-gone', STORE_GONE_PUBLIC) : known;
+      sendEnvelope(res, shown, format);
       return;
     }
     if (!known) logger.error('unexpected error', { method: req.method, path: req.path, error: (err as Error)?.stack ?? String(err) });

@@ -155,16 +155,27 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     passwordChecks,
   });
 
-  // Every connection (also one still in its TLS handshake) and every request in progress, so a
-  // shutdown can tell a client that is still sending from a batch the server is working on.
+  // Every connection (also one still in its TLS handshake), every TLS connection and every request
+  // in progress, so a shutdown can tell a client that is still sending from a batch the server is
+  // working on, and an idle connection from one whose answer is still on its way.
   const connections = new Map<Socket, string>();
+  const secure = new Set<TLSSocket>();
   const requests = new Map<IncomingMessage, ServerResponse>();
+  /** Requests of a connection whose answers have not left the process yet. */
+  const exchanges = new Map<Socket, number>();
+  /** How much a connection had read when its last exchange ended: more since is a next request arriving. */
+  const readWhenIdle = new WeakMap<Socket, number>();
   let stopping = false;
+  const isIdle = (socket: Socket): boolean => !exchanges.has(socket) && socket.writableLength === 0 && socket.bytesRead === (readWhenIdle.get(socket) ?? 0);
   const server: Server = createServer(
     {
       ...tls,
       requestCert: true,
       rejectUnauthorized: false,
+      // Set here, not left to Node's defaults: those accept static-RSA suites (no forward secrecy),
+      // and NODE_OPTIONS=--tls-min-v1.0 would lower the version floor.
+      ciphers: config.tlsCiphers,
+      minVersion: config.tlsMinVersion,
       ...(clientCa ? { ca: clientCa } : {}),
       // A client that connects and never completes TLS must not hold a socket for Node's default 2 minutes.
       handshakeTimeout: Math.min(config.requestTimeoutMs, 20_000),
@@ -172,19 +183,52 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.requestTimeoutMs / 4))),
     },
     (req, res) => {
+      const socket = req.socket;
       requests.set(req, res);
-      res.once('close', () => requests.delete(req));
+      exchanges.set(socket, (exchanges.get(socket) ?? 0) + 1);
+      // 'close' comes after the last byte of the answer has left the process (or the connection broke).
+      res.once('close', () => {
+        requests.delete(req);
+        const left = (exchanges.get(socket) ?? 1) - 1;
+        if (left > 0) {
+          exchanges.set(socket, left);
+          return;
+        }
+        exchanges.delete(socket);
+        readWhenIdle.set(socket, socket.bytesRead);
+        // During a shutdown an answered connection is not kept alive for more; end() lets what is written go out first.
+        if (stopping) socket.end();
+      });
       // During a shutdown every answer closes its connection: a keep-alive client reconnects elsewhere.
       if (stopping) res.shouldKeepAlive = false;
       void app(req, res);
     },
   );
   // A connection's client certificate is read once (authenticate.ts), so it must not change under it.
-  server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
+  server.on('secureConnection', (socket: TLSSocket) => {
+    socket.disableRenegotiation();
+    secure.add(socket);
+    socket.once('close', () => secure.delete(socket));
+  });
   server.on('connection', (socket: Socket) => {
     connections.set(socket, peerOf(socket));
     socket.once('close', () => connections.delete(socket));
   });
+  /*
+   * server.close() calls this. Node's own version counts a connection idle as soon as its request
+   * has been read and its answer ended, also while megabytes of that answer still wait in the
+   * socket's buffer, and destroys it: the client got a 200 and part of the body. Idle here means
+   * no exchange in progress, nothing left to send and no byte of a next request read.
+   */
+  let closedAsIdle = 0;
+  server.closeIdleConnections = (): void => {
+    for (const socket of secure) {
+      if (isIdle(socket)) {
+        socket.destroy();
+        closedAsIdle++;
+      }
+    }
+  };
   server.on('clientError', answerClientError);
   server.requestTimeout = config.requestTimeoutMs;
   server.headersTimeout = Math.min(config.requestTimeoutMs, 20_000);
@@ -206,19 +250,27 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
   /**
    * Graceful shutdown, bounded:
-   * 1. stop accepting; idle keep-alive connections close; answers from now on say `Connection: close`;
+   * 1. Stop accepting; idle keep-alive connections close; answers from now on say `Connection: close`;
    *    requests in progress get the shutdown timeout to finish.
    * 2. At the timeout, the connections of clients that have not sent their whole request (a slow
    *    body, a stalled TLS handshake, idle keep-alive) are cut: nothing of theirs was applied.
-   *    Batches already received are never cut off half-way: they finish, commit and are answered;
-   *    those answers get the shutdown timeout once more to reach their clients.
-   * 3. Close the store.
+   *    Batches already received are never cut off half-way: they finish, commit and are answered.
+   * 3. Once they are, an answer is delivered whole however long it takes while its client reads;
+   *    a connection whose answer makes no progress for the shutdown timeout (at least 1 s: its
+   *    client stopped reading) is cut. Its batch stays committed, the result in the journal.
+   * 4. Close the store.
    */
   const stop = async (): Promise<void> => {
     stopping = true;
-    const drained = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const res of requests.values()) if (!res.headersSent) res.shouldKeepAlive = false;
-    server.closeIdleConnections();
+    const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+    const inProgress = [...requests.entries()];
+    logger.info('stopped listening', {
+      idleClosed: closedAsIdle,
+      receiving: inProgress.filter(([req]) => !req.complete).length,
+      working: inProgress.filter(([req, res]) => req.complete && !res.headersSent).length,
+      sending: inProgress.filter(([, res]) => res.headersSent).length,
+    });
     if (!(await settlesWithin(drained, config.shutdownTimeoutMs))) {
       const stopped = executor.stopAccepting();
       const received = new Set([...requests.keys()].filter((req) => req.complete).map((req) => peerOf(req.socket)));
@@ -231,10 +283,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }
       logger.warn('shutdown timeout: closed the connections of unfinished requests', { connections: cut, answering: received.size });
       await stopped;
-      if (!(await settlesWithin(drained, config.shutdownTimeoutMs))) {
-        for (const socket of connections.keys()) socket.destroy();
-        await drained;
+      // At least a second: 0 would switch the socket timeout off, and a client needs a moment to read at all.
+      const stalledMs = Math.max(config.shutdownTimeoutMs, 1000);
+      for (const socket of secure) {
+        if (socket.destroyed) continue;
+        // Node counts every write that completes (and every read) as activity; sendText makes each slice one.
+        socket.setTimeout(stalledMs);
+        // Before the HTTP server's own listener, which destroys the socket too, so the log still sees what was left.
+        socket.prependOnceListener('timeout', () => {
+          logger.warn('shutdown: closed a connection that made no progress for the shutdown timeout', { unsentBytes: socket.writableLength });
+          socket.destroy();
+        });
       }
+      await drained;
     }
     await executor.stopAccepting();
     await store.close();

@@ -1,4 +1,4 @@
-import { escapeXml } from '../batch/render';
+import { escapeXml, escapeXmlAttribute } from '../batch/render';
 import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
 import type { PlainField } from '../domain/fields';
 import { PERMISSION_NAMES } from '../domain/permissions';
@@ -64,7 +64,7 @@ function userXml(u: UserView, detailed: boolean): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(j)) {
     if (k === 'permissions') parts.push(`<permissions>${PERMISSION_NAMES.map((p) => el(p, u.permissions[p])).join('')}</permissions>`);
-    else if (k === 'access') parts.push(`<access>${u.access.map((a) => `<company role="${a.role}">${escapeXml(a.company)}</company>`).join('')}</access>`);
+    else if (k === 'access') parts.push(`<access>${u.access.map((a) => `<company role="${escapeXmlAttribute(a.role)}">${escapeXml(a.company)}</company>`).join('')}</access>`);
     else parts.push(el(k, v));
   }
   return `  <user>${parts.join('')}</user>\n`;

@@ -16,6 +16,13 @@ const IN_SCOPE = (column: string): string => `${column} IN (SELECT id FROM scope
 
 const USER_COLUMNS = USERS.columnNames.filter((c) => c !== 'created_at' && c !== 'updated_at').join(', ');
 
+/**
+ * No stored text holds U+0000: PostgreSQL's text cannot, and every text comes from a batch, which
+ * XML cannot make carry it. A name with it (from a decoded path, a JSON login) names nothing, and
+ * is not sent to PostgreSQL, which would refuse the statement (a 500 where SQLite finds nothing).
+ */
+const namesNothing = (...texts: string[]): boolean => texts.some((t) => t.includes('\u0000'));
+
 /** A user as listings show it: never the password hash. */
 function toView(u: UserRecord, access: UserView['access']): UserView {
   const { key: _key, passwordHash: _hash, ...rest } = u;
@@ -95,6 +102,7 @@ export class SqlStore implements Store {
   }
 
   findUser(scope: string, username: string): Promise<UserView | undefined> {
+    if (namesNothing(scope, username)) return Promise.resolve(undefined);
     return this.driver.read(async (sql) => {
       const row = await sql.get(this.sql.findUser, [scope, userKey(username)]);
       if (!row) return undefined;
@@ -108,6 +116,7 @@ export class SqlStore implements Store {
   }
 
   async findLatestJournal(scope: string, batchId: string, options: { sentBy?: string } = {}): Promise<JournalEntry | undefined> {
+    if (namesNothing(scope, batchId)) return undefined;
     // Two statements rather than "? IS NULL OR …", so each one uses its index.
     const row =
       options.sentBy === undefined
@@ -117,10 +126,12 @@ export class SqlStore implements Store {
   }
 
   async groupExists(group: string): Promise<boolean> {
+    if (namesNothing(group)) return false;
     return (await this.driver.query.get('SELECT 1 AS found FROM license_groups WHERE id = ?', [group])) !== undefined;
   }
 
   async findUserRecord(scope: string, username: string): Promise<UserRecord | undefined> {
+    if (namesNothing(scope, username)) return undefined;
     const row = await this.driver.query.get(this.sql.findUserRecord, [scope, userKey(username)]);
     return row ? USERS.fromRow(row) : undefined;
   }

@@ -54,7 +54,7 @@ export interface Driver {
    * process holds for its own running batch.
    */
   batch<T>(work: (sql: Sql) => Promise<T>, options: { claim?: string }): Promise<T>;
-  /** Throws FlexiError('store-unavailable') when the store cannot answer, with the reason. */
+  /** Throws FlexiError('store-unavailable') when the store cannot answer, with the reason; 'store-gone' when it can no longer keep writes. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

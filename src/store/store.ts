@@ -23,7 +23,9 @@ export interface BatchTransaction {
 /**
  * Everything flexi-admin keeps. Batch logic sees only this interface; SqlStore implements it
  * for SQLite and PostgreSQL alike. Errors meaning "the store cannot be reached right now" are
- * thrown as FlexiError('store-unavailable') so clients know a retry is safe.
+ * thrown as FlexiError('store-unavailable') so clients know a retry is safe; a store that can
+ * no longer keep what it is given (the SQLite file deleted or replaced under it) refuses every
+ * write with FlexiError('store-gone') until the server is restarted.
  */
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
@@ -72,7 +74,7 @@ export interface Store {
   revokeFingerprint(fingerprint: string): Promise<boolean>;
   findActiveFingerprint(fingerprint: string): Promise<FingerprintRecord | undefined>;
 
-  /** Throws store-unavailable when the store cannot answer. */
+  /** Throws store-unavailable when the store cannot answer, store-gone when it can no longer keep writes. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

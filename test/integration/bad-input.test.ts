@@ -1,7 +1,9 @@
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { gzipSync } from 'node:zlib';
+import { parseXmlDocument } from '../../src/batch/xml';
 import { dumpStore, journalSummary } from '../support/stores';
 import { entries, startTestServer, statuses, type Response, type TestServer } from '../support/server';
 
@@ -543,6 +545,63 @@ describe('SPEC §9: bad input over HTTPS', () => {
 
     test('when the body is gzip-encoded, then it is decompressed and applied like plain XML', async () => {
       await skippedOnly(gzipSync(SEED), ['SKIPPED', 'SKIPPED', 'SKIPPED', 'SKIPPED'], { 'Content-Encoding': 'gzip' });
+    });
+  });
+
+  describe('answers about any path are well-formed (issue #9, point 8)', () => {
+    /** The envelope's message as a strict XML reader sees it; server.request has validated it with xmllint already. */
+    const readMessage = (res: Response): string => {
+      const message = parseXmlDocument(res.body).children.find((c) => c.name === 'message');
+      if (!message) throw new Error(`no <message> in ${res.body}`);
+      return message.text;
+    };
+
+    test.each([
+      ['/admin/batch/%00', 'No batch with id \uFFFD has been executed in your scope.'],
+      ['/u/a%01.xml', 'User a\uFFFD does not exist.'],
+      ['/u/%EF%BF%BE.xml', 'User \uFFFD does not exist.'],
+      ['/u/%EF%BF%BF%0B%1F.xml', 'User \uFFFD\uFFFD\uFFFD does not exist.'],
+    ])('when GET %s decodes to a character XML forbids, then the 404 envelope is well-formed XML with U+FFFD in its place', async (path, message) => {
+      const res = await server.request('GET', path);
+      expect(res.status).toBe(404);
+      expect(res.headers['content-type']).toMatch(/^application\/xml/);
+      expect(readMessage(res)).toBe(message);
+    });
+
+    test('when a login names a user with U+0000 in it, then it is refused as an unknown name (401), not a 500 (PostgreSQL text cannot hold U+0000)', async () => {
+      for (const body of [JSON.stringify({ username: 'anna.mlada\u0000', password: 'x' }), JSON.stringify({ username: '\u0000', password: '' })]) {
+        const res = await server.request('POST', '/login-logout/login.json', { client: null, headers: { 'content-type': 'application/json' }, body });
+        expect(res.status).toBe(401);
+      }
+      const form = await server.request('POST', '/login-logout/login.xml', { client: null, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=anna%00&password=x' });
+      expect(form.status).toBe(401);
+      expect(readMessage(form)).not.toBe('');
+    });
+
+    /** UTF-8 bytes of a code point, surrogates included (CESU style: what no valid UTF-8 contains). */
+    const utf8Of = (cp: number): number[] =>
+      cp < 0x80 ? [cp]
+      : cp < 0x800 ? [0xc0 | (cp >> 6), 0x80 | (cp & 0x3f)]
+      : cp < 0x10000 ? [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)]
+      : [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
+    const FORBIDDEN_AND_MARKUP = [0x0, 0x1, 0x8, 0x9, 0xa, 0xb, 0xc, 0xd, 0x1f, 0x22, 0x26, 0x27, 0x2f, 0x3c, 0x3e, 0x7f, 0x85, 0xd800, 0xdfff, 0xfffd, 0xfffe, 0xffff, 0x1f600, 0x10ffff];
+    /** A path segment of any code points, each %-encoded byte by byte. */
+    const segment = fc
+      .array(fc.oneof(fc.constantFrom(...FORBIDDEN_AND_MARKUP), fc.integer({ min: 0, max: 0x10ffff })), { minLength: 1, maxLength: 8 })
+      .map((cps) => cps.flatMap(utf8Of).map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+
+    test('when paths hold any characters, then every answer is well-formed XML (or JSON for .json) and none is 500', async () => {
+      await fc.assert(
+        fc.asyncProperty(segment, async (seg) => {
+          for (const path of [`/admin/batch/${seg}`, `/u/${seg}.xml`, `/u/${seg}.json`, `/u/${seg}`, `/${seg}.xml`]) {
+            const res = await server.request('GET', path);
+            expect([400, 404]).toContain(res.status);
+            if (path.endsWith('.json')) expect(() => JSON.parse(res.body)).not.toThrow();
+            else expect(readMessage(res)).not.toBe('');
+          }
+        }),
+        { seed: Number(process.env.FC_SEED ?? 20_240_604), numRuns: 25 },
+      );
     });
   });
 

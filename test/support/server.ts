@@ -159,7 +159,11 @@ export function entries(xml: string): Array<{ type: string; action: string; id: 
 }
 
 function decodeXml(text: string): string {
-  return text.replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" })[e] as string);
+  return text.replace(/&(amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);/g, (_, e: string) =>
+    e.startsWith('#x') ? String.fromCodePoint(parseInt(e.slice(2), 16))
+    : e.startsWith('#') ? String.fromCodePoint(Number(e.slice(1)))
+    : (({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }) as Record<string, string>)[e],
+  );
 }
 
 export function statuses(xml: string): string[] {

@@ -25,6 +25,8 @@ export interface Spawned {
   stderr(): string;
   /** Resolves with the first match of `pattern` on stderr; rejects when the process exits first or after `timeoutMs`. */
   waitForStderr(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+  /** The same on stdout, where the JSON log lines go. */
+  waitForStdout(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
   exited: Promise<Exit>;
   /** SIGKILL to the whole process group; harmless when it is gone already. */
   killGroup(): void;
@@ -48,7 +50,10 @@ export function spawnProcess(command: string, args: string[], options: { cwd: st
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
-  child.stdout?.on('data', (chunk: Buffer) => void (out += chunk.toString('utf8')));
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8');
+    for (const listener of [...listeners]) listener();
+  });
   child.stderr?.on('data', (chunk: Buffer) => {
     err += chunk.toString('utf8');
     for (const listener of [...listeners]) listener();
@@ -66,26 +71,8 @@ export function spawnProcess(command: string, args: string[], options: { cwd: st
     stdout: () => out,
     stderr: () => err,
     exited,
-    waitForStderr(pattern, timeoutMs) {
-      return new Promise((resolveMatch, rejectMatch) => {
-        const finish = (fn: () => void): void => {
-          clearTimeout(timer);
-          listeners.delete(check);
-          fn();
-        };
-        const check = (): void => {
-          const match = pattern.exec(err);
-          if (match) finish(() => resolveMatch(match));
-          else if (gone) finish(() => rejectMatch(new Error(`${command} exited before printing ${pattern}.\nstderr:\n${err}\nstdout:\n${out}`)));
-        };
-        const timer = setTimeout(
-          () => finish(() => rejectMatch(new Error(`${command} did not print ${pattern} within ${timeoutMs} ms.\nstderr:\n${err}\nstdout:\n${out}`))),
-          timeoutMs,
-        );
-        listeners.add(check);
-        check();
-      });
-    },
+    waitForStderr: (pattern, timeoutMs) => waitFor('stderr', pattern, timeoutMs),
+    waitForStdout: (pattern, timeoutMs) => waitFor('stdout', pattern, timeoutMs),
     killGroup() {
       try {
         process.kill(-pid, 'SIGKILL');
@@ -94,6 +81,27 @@ export function spawnProcess(command: string, args: string[], options: { cwd: st
       }
     },
   };
+
+  function waitFor(stream: 'stdout' | 'stderr', pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    return new Promise((resolveMatch, rejectMatch) => {
+      const finish = (fn: () => void): void => {
+        clearTimeout(timer);
+        listeners.delete(check);
+        fn();
+      };
+      const check = (): void => {
+        const match = pattern.exec(stream === 'stdout' ? out : err);
+        if (match) finish(() => resolveMatch(match));
+        else if (gone) finish(() => rejectMatch(new Error(`${command} exited before printing ${pattern} on ${stream}.\nstderr:\n${err}\nstdout:\n${out}`)));
+      };
+      const timer = setTimeout(
+        () => finish(() => rejectMatch(new Error(`${command} did not print ${pattern} on ${stream} within ${timeoutMs} ms.\nstderr:\n${err}\nstdout:\n${out}`))),
+        timeoutMs,
+      );
+      listeners.add(check);
+      check();
+    });
+  }
 }
 
 /** `node dist/cli.js serve` on a free port of 127.0.0.1 with the given store and certificate folder. */
@@ -117,18 +125,27 @@ export type Answer = { status: number; headers: Record<string, string | string[]
 export interface Sent {
   /** Resolves once the whole body is handed to the socket. */
   written: Promise<void>;
+  /** Resolves once the status line and headers of the answer have arrived. */
+  responded: Promise<void>;
   answer: Promise<Answer>;
   /** The request itself, for a test that sends its body piece by piece (`sendBatch` with `body: undefined`). */
   request: ClientRequest;
+}
+
+export interface SendOptions {
+  /** The client reads nothing of the answer's body (it does not even take it off the socket) until this settles. */
+  readAfter?: Promise<unknown>;
 }
 
 /**
  * PUT /admin/batch with the dev client of the certificate folder `certs`. With a body it is sent
  * at once; without, the caller writes it (`request.write`, `request.end`) at its own pace.
  */
-export function sendBatch(port: number, certs: string, body: string | undefined, headers: Record<string, string> = {}): Sent {
+export function sendBatch(port: number, certs: string, body: string | undefined, headers: Record<string, string> = {}, options: SendOptions = {}): Sent {
   let markWritten: () => void = () => undefined;
   const written = new Promise<void>((done) => (markWritten = done));
+  let markResponded: () => void = () => undefined;
+  const responded = new Promise<void>((done) => (markResponded = done));
   let request: ClientRequest | undefined;
   const answer = new Promise<Answer>((done) => {
     const failed = (error: Error): void => done({ error });
@@ -146,10 +163,13 @@ export function sendBatch(port: number, certs: string, body: string | undefined,
         headers: { 'content-type': 'application/xml', ...headers },
       },
       (res) => {
+        markResponded();
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', failed);
+        // Without a 'data' listener the answer stays paused: the socket fills and the server's buffer with it.
+        const read = (): void => void res.on('data', (c: Buffer) => chunks.push(c));
+        void (options.readAfter ?? Promise.resolve()).then(read, read);
       },
     );
     request.on('error', failed);
@@ -157,7 +177,7 @@ export function sendBatch(port: number, certs: string, body: string | undefined,
     if (body !== undefined) request.end(body);
   });
   if (!request) throw new Error('unreachable: the request is created synchronously');
-  return { written, answer, request };
+  return { written, responded, answer, request };
 }
 
 /** The JSON log lines a spawned server printed on stdout, in order. */

@@ -14,7 +14,10 @@
  *     operation of the batch writes too;
  * (d) password verification (issue 9, point 4): any stored string and any password give true or
  *     false, never a throw — a form that cannot be parsed (an odd-length pbkdf2 digest, a digest
- *     of the wrong length, iterations out of bounds) simply does not match.
+ *     of the wrong length, iterations out of bounds) simply does not match;
+ * (e) the writers: whatever text reaches an answer (a decoded path, quoted input, stored fields),
+ *     the result document, the error envelope and the listings are well-formed XML that reads
+ *     back as that text, with only the characters XML 1.0 forbids replaced by U+FFFD.
  *
  * Every property runs with a fixed seed (FC_SEED overrides it; FC_RUNS=10 runs ten times as many
  * cases); fast-check prints the seed and the path of a counterexample when a property fails, so
@@ -26,7 +29,8 @@ import { XMLValidator } from 'fast-xml-parser';
 import type { BatchDocument } from '../../src/batch/operations';
 import { parseBatch } from '../../src/batch/parse';
 import { planBatch, snapshotRequest, type Plan, type Snapshot } from '../../src/batch/plan';
-import { renderResult } from '../../src/batch/render';
+import { escapeXml, escapeXmlAttribute, renderResult } from '../../src/batch/render';
+import { parseXmlDocument, type XmlElement } from '../../src/batch/xml';
 import {
   checkLoginPassword,
   DIGEST_HEX_DIGITS,
@@ -38,9 +42,13 @@ import {
   type HashPolicy,
 } from '../../src/domain/passwords';
 import { noPermissions, PERMISSION_NAMES, type Permissions } from '../../src/domain/permissions';
+import type { CompanyRecord } from '../../src/domain/companies';
 import type { Principal } from '../../src/domain/principals';
 import type { UserRecord } from '../../src/domain/users';
 import { FlexiError } from '../../src/errors';
+import { renderEnvelope } from '../../src/server/envelope';
+import { renderCompanies, renderUser } from '../../src/server/views';
+import type { UserView } from '../../src/store/store';
 import { generateBatch } from '../support/batch-generator';
 import { cloneState, contested, emptyState, idempotentBySpec, recordsAsModel, runModel, stateData, verifiesAs, type ModelState } from '../support/batch-model';
 import { MemoryStore } from '../support/memory-store';
@@ -591,6 +599,100 @@ describe('password verification on any stored form (SPEC §4.3; issue 9, point 4
         expect(await verifyPassword(stored, password)).toBe(true);
         expect(verifyPasswordSync(stored, password)).toBe(true);
         expect(await verifyPassword(stored, other)).toBe(other === password);
+      }),
+      runs(300),
+    );
+  });
+});
+
+// ── (e) the writers ─────────────────────────────────────────────────────────────────────
+
+/** What every writer must turn a text into: the same text, U+FFFD for what XML 1.0 forbids. */
+const xmlSafe = (text: string): string => [...text].map((ch) => (NOT_XML_CHAR.test(ch) ? '\uFFFD' : ch)).join('');
+
+/** Any text, weighted towards what breaks XML: forbidden characters, lone surrogates, markup, line ends, whitespace. */
+const anyText = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.string({
+    unit: fc.constantFrom('\u0000', '\u0001', '\u0008', '\u000b', '\u000c', '\u001f', '\ufffe', '\uffff', '\ud800', '\udfff', '\ud83d\ude00', '\t', '\n', '\r', ' ', '&', '<', '>', '"', "'", ']]>', '&amp;', 'a', 'é'),
+    maxLength: 20,
+  }),
+);
+
+/** The strict reader (it accepts exactly what xmllint accepts, test/unit/xml.test.ts) on one answer. */
+function readAnswer(xml: string): XmlElement {
+  const bad = NOT_XML_CHAR.exec(xml);
+  if (bad) throw new Error(`the answer contains U+${bad[0].codePointAt(0)?.toString(16)}, which XML does not allow:\n${JSON.stringify(xml)}`);
+  return parseXmlDocument(xml);
+}
+
+const child = (element: XmlElement, name: string): XmlElement => {
+  const found = element.children.find((c) => c.name === name);
+  if (!found) throw new Error(`<${element.name}> has no <${name}>`);
+  return found;
+};
+
+describe('the XML writers on any text (issue #9, point 8)', () => {
+  test('when any text is written as element content and as an attribute value, then it reads back exactly, but for forbidden characters as U+FFFD', () => {
+    fc.assert(
+      fc.property(anyText, (text) => {
+        // Brackets keep the reader's trimming of element text away from the text's own ends.
+        const doc = readAnswer(`<t a="${escapeXmlAttribute(text)}" b='${escapeXmlAttribute(text)}'>[${escapeXml(text)}]</t>`);
+        expect(doc.attributes.get('a')).toBe(xmlSafe(text));
+        expect(doc.attributes.get('b')).toBe(xmlSafe(text));
+        expect(doc.text).toBe(`[${xmlSafe(text)}]`);
+      }),
+      runs(1000),
+    );
+  });
+
+  test('when an error message holds any text, then the envelope is well-formed and carries the message', () => {
+    fc.assert(
+      fc.property(anyText, (text) => {
+        const message = `There is no endpoint GET /x/${text}.`;
+        expect(child(readAnswer(renderEnvelope(message, 'xml')), 'message').text).toBe(xmlSafe(message).trim());
+        expect((JSON.parse(renderEnvelope(message, 'json')) as { winstrom: { message: string } }).winstrom.message).toBe(message);
+      }),
+      runs(300),
+    );
+  });
+
+  test('when a result carries any batch id, entity ids and messages, then the result document is well-formed and carries them', () => {
+    fc.assert(
+      fc.property(anyText, fc.array(fc.tuple(anyText, fc.option(anyText, { nil: undefined })), { maxLength: 5 }), (id, items) => {
+        const results = items.map(([entityId, message]) => ({ type: 'USER' as const, action: 'CREATE_UPDATE' as const, id: entityId, status: 'FAILED' as const, message }));
+        const doc = readAnswer(renderResult({ id }, results));
+        expect(doc.attributes.get('id')).toBe(xmlSafe(id));
+        const entries = doc.children.filter((c) => c.name === 'entry');
+        expect(entries.map((e) => e.attributes.get('id'))).toEqual(items.map(([entityId]) => xmlSafe(entityId)));
+        expect(entries.map((e) => e.children.find((c) => c.name === 'message')?.text)).toEqual(items.map(([, m]) => (m === undefined ? undefined : xmlSafe(m).trim())));
+      }),
+      runs(300),
+    );
+  });
+
+  test('when stored users and companies hold any text, then their listings are well-formed', () => {
+    fc.assert(
+      fc.property(anyText, anyText, (text, other) => {
+        const user: UserView = {
+          username: text,
+          email: other,
+          givenName: text,
+          familyName: null,
+          permissions: noPermissions(),
+          defaultRole: null,
+          blocked: true,
+          blockMessage: other,
+          userType: 'NORMAL',
+          deleted: false,
+          licenseGroup: text,
+          validUntil: null,
+          access: [{ company: other, role: 'UZIVATEL' }],
+        };
+        const company: CompanyRecord = { id: text, name: other, country: 'CZ', regNo: null, vatId: text, type: other, show: true, licenseGroup: text, validUntil: null };
+        const shown = child(readAnswer(renderUser(user, 'xml')), 'user');
+        expect(child(shown, 'blockMessage').text).toBe(xmlSafe(other).trim());
+        expect(child(child(readAnswer(renderCompanies([company], 'xml')), 'company'), 'name').text).toBe(xmlSafe(other).trim());
       }),
       runs(300),
     );

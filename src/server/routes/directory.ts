@@ -3,6 +3,7 @@ import { userKey } from '../../domain/users';
 import { FlexiError } from '../../errors';
 import { formatOf } from '../envelope';
 import { isRootScope, principalOf, readableUserOnly, requireAuth, type AppDeps } from '../context';
+import { sendText } from '../send';
 import { renderCompanies, renderUser, renderUsers } from '../views';
 
 const contentType = (path: string): string => (formatOf(path) === 'json' ? 'application/json' : 'application/xml');
@@ -17,7 +18,7 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
       const { scope } = principalOf(res);
       const only = await readableUserOnly(principalOf(res), deps.store);
       const users = only === undefined ? await deps.store.listUsers(scope) : [await deps.store.findUser(scope, only)].filter((u) => u !== undefined);
-      res.type(contentType(path)).send(renderUsers(users, formatOf(path)));
+      sendText(res, contentType(path), renderUsers(users, formatOf(path)));
     });
   }
 
@@ -30,14 +31,14 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
     // A user one may not see is answered exactly as one that does not exist, after the same lookup.
     const user = await deps.store.findUser(scope, m[1]);
     if (!user || (only !== undefined && userKey(m[1]) !== only)) throw new FlexiError('not-found', `User ${m[1]} does not exist.`);
-    res.type(contentType(file)).send(renderUser(user, formatOf(file)));
+    sendText(res, contentType(file), renderUser(user, formatOf(file)));
   });
 
   for (const path of ['/c.json', '/c.xml']) {
     router.get(path, requireAuth(deps), async (_req, res) => {
       const principal = principalOf(res);
       const companies = await deps.store.listCompanies(principal.scope, { includeHidden: isRootScope(principal) });
-      res.type(contentType(path)).send(renderCompanies(companies, formatOf(path)));
+      sendText(res, contentType(path), renderCompanies(companies, formatOf(path)));
     });
   }
 }

@@ -1,18 +1,20 @@
 import type { Router } from 'express';
+import { isFlexiError } from '../../errors';
 import type { AppDeps } from '../context';
+import { STORE_GONE_PUBLIC } from '../envelope';
 
 /** Liveness and store health for load balancers: no authentication, no data. */
 export function statusRoutes(router: Router, deps: AppDeps): void {
   router.get('/status.json', async (_req, res) => {
-    let storeOk = true;
+    let status: 'ok' | 'store-unavailable' | 'store-gone' = 'ok';
     try {
       await deps.store.ping();
-    } catch {
-      storeOk = false;
+    } catch (err) {
+      status = isFlexiError(err) && err.code === 'store-gone' ? 'store-gone' : 'store-unavailable';
     }
-    res.status(storeOk ? 200 : 503).json({
-      status: storeOk ? 'ok' : 'store-unavailable',
-      store: { kind: deps.store.kind, ok: storeOk },
+    res.status(status === 'ok' ? 200 : 503).json({
+      status,
+      store: { kind: deps.store.kind, ok: status === 'ok', ...(status === 'store-gone' ? { error: STORE_GONE_PUBLIC } : {}) },
       limits: { bodyBytes: deps.config.bodyLimit, operations: deps.config.maxOperations },
     });
   });

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { storeUnavailable } from '../../errors';
+import { FlexiError, storeUnavailable } from '../../errors';
 import { SerialQueue } from '../../util/serial-queue';
 import { MIGRATIONS, renderMigration } from '../migrations';
 import type { Row, Table } from '../schema';
@@ -13,6 +13,18 @@ const UNAVAILABLE = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOER
 function translate(err: unknown): unknown {
   const code = (err as { code?: string }).code ?? '';
   return UNAVAILABLE.some((c) => code.startsWith(c)) ? storeUnavailable(code) : err;
+}
+
+/** Which file a path named when the driver opened it: a path that names another file (or none) later means it was deleted or replaced. */
+interface OpenFile {
+  path: string;
+  dev: bigint;
+  ino: bigint;
+}
+
+function identify(path: string): OpenFile | undefined {
+  const stat = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return stat && { path, dev: stat.dev, ino: stat.ino };
 }
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -98,10 +110,17 @@ export class SqliteDriver implements Driver {
   private readonly reader: Database.Database;
   private readonly readSql: Sql;
   private readonly writeSql: Sql;
+  /**
+   * The database file and its -wal and -shm as they were when the driver opened them. SQLite keeps
+   * writing to the files it has open even after they were deleted or replaced under it, and the
+   * next start opens whatever the path names then: every write from that moment on would be
+   * acknowledged and then lost. So each write first checks that the paths still name these files.
+   */
+  private readonly files: OpenFile[];
 
   private constructor(
     private readonly writer: Database.Database,
-    path: string,
+    private readonly path: string,
     private readonly options: DriverOptions,
   ) {
     this.reader = new Database(path, { fileMustExist: true });
@@ -109,6 +128,21 @@ export class SqliteDriver implements Driver {
     this.readSql = sqlOf(new Statements(this.reader));
     this.writeSql = sqlOf(new Statements(writer));
     this.query = this.readSql;
+    // In WAL mode both connections keep -wal and -shm while they are open; ':memory:' has no files.
+    this.files = path === ':memory:' ? [] : [path, `${path}-wal`, `${path}-shm`].map(identify).filter((f): f is OpenFile => f !== undefined);
+  }
+
+  /** Throws store-gone (503) when a path no longer names the file the driver has open: three stat calls, no I/O on the database. */
+  private assertFilesInPlace(): void {
+    for (const file of this.files) {
+      const now = identify(file.path);
+      if (now && now.dev === file.dev && now.ino === file.ino) continue;
+      const which = file.path === this.path ? `The SQLite file ${this.path}` : `The file ${file.path} of the SQLite store ${this.path}`;
+      throw new FlexiError(
+        'store-gone',
+        `${which} was ${now ? 'replaced by another file' : 'deleted'} while the server was running; anything written now would be lost at the next start, so nothing was applied. The server must be restarted (restore the file from a backup first if it was lost).`,
+      );
+    }
   }
 
   /** Opens (creating the file and its folder) and applies pending migrations. */
@@ -147,6 +181,7 @@ export class SqliteDriver implements Driver {
   write<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
     return this.queue.run(async () => {
       try {
+        this.assertFilesInPlace();
         this.writer.exec('BEGIN IMMEDIATE');
       } catch (err) {
         throw translate(err);
@@ -193,7 +228,10 @@ export class SqliteDriver implements Driver {
         const job = this.waiting.shift() as BatchJob;
         started++;
         try {
-          if (!this.writer.inTransaction) this.writer.exec('BEGIN IMMEDIATE');
+          if (!this.writer.inTransaction) {
+            this.assertFilesInPlace();
+            this.writer.exec('BEGIN IMMEDIATE');
+          }
           this.writer.exec('SAVEPOINT batch');
         } catch (err) {
           job.reject(translate(err));
@@ -216,6 +254,8 @@ export class SqliteDriver implements Driver {
       }
       if (this.writer.inTransaction) {
         try {
+          // Checked again at the last moment: a file deleted while the group ran must not take its commit along.
+          this.assertFilesInPlace();
           const started = process.hrtime.bigint();
           this.writer.exec('COMMIT');
           this.options.onCommit?.(secondsSince(started));
@@ -232,6 +272,7 @@ export class SqliteDriver implements Driver {
   }
 
   async ping(): Promise<void> {
+    this.assertFilesInPlace();
     await this.query.get('SELECT 1 FROM license_groups LIMIT 1');
   }
 
