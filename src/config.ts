@@ -69,6 +69,27 @@ function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+const DURATION_UNITS: Readonly<Record<string, number>> = { '': 1, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration (SPEC §1): milliseconds, or a number with a unit ms, s, m, h or d — `3000` and `3s` are the same. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const ms = Number(m[1]) * DURATION_UNITS[(m[2] ?? '').toLowerCase()];
+  return Number.isSafeInteger(Math.round(ms)) ? Math.round(ms) : undefined;
+}
+
+/** Milliseconds from a duration, at least `minMs`. */
+function duration(name: string, minMs: number) {
+  return (text: string): number => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < minMs) {
+      throw usage(`${name} must be a duration of at least ${minMs} ms, such as 3000, 3s, 5m, 2h or 1d, not '${text}'`);
+    }
+    return ms;
+  };
+}
+
 const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 
 export function parseSize(text: string): number {
@@ -140,15 +161,15 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
     },
   },
   pbkdf2Iterations: { key: 'pbkdf2Iterations', flag: 'pbkdf2-iterations', env: 'FLEXI_PBKDF2_ITERATIONS', help: `PBKDF2 iterations for new hashes, at most ${MAX_PBKDF2_ITERATIONS} (default ${DEFAULT_PBKDF2_ITERATIONS})`, read: integer('pbkdf2-iterations', 1, MAX_PBKDF2_ITERATIONS) },
-  requestTimeoutMs: { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'FLEXI_REQUEST_TIMEOUT', help: 'milliseconds a client has to send its whole request (default 60000)', read: integer('request-timeout', 1000) },
-  shutdownTimeoutMs: { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'FLEXI_SHUTDOWN_TIMEOUT', help: 'on SIGTERM, milliseconds clients still sending a request get to finish it, and an answer may make no progress (at least 1000); received batches always finish (default 30000)', read: integer('shutdown-timeout', 0) },
-  sessionIdleMs: { key: 'sessionIdleMs', flag: 'session-idle', env: 'FLEXI_SESSION_IDLE', help: 'milliseconds a login session may stay unused before it expires (default 1800000)', read: integer('session-idle', 1000) },
+  requestTimeoutMs: { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'FLEXI_REQUEST_TIMEOUT', help: 'how long a client has to send its whole request (default 60s)', read: duration('request-timeout', 1000) },
+  shutdownTimeoutMs: { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'FLEXI_SHUTDOWN_TIMEOUT', help: 'on SIGTERM, how long clients still sending a request get to finish it, and an answer may make no progress (at least 1s); received batches always finish (default 30s)', read: duration('shutdown-timeout', 0) },
+  sessionIdleMs: { key: 'sessionIdleMs', flag: 'session-idle', env: 'FLEXI_SESSION_IDLE', help: 'how long a login session may stay unused before it expires (default 30m)', read: duration('session-idle', 1000) },
   authMaxFailures: { key: 'authMaxFailures', flag: 'auth-max-failures', env: 'FLEXI_AUTH_MAX_FAILURES', help: 'failed authentications one address may make per window before 429 (default 10)', read: integer('auth-max-failures', 1) },
   authMaxFailuresPerUser: {
     key: 'authMaxFailuresPerUser', flag: 'auth-max-failures-per-user', env: 'FLEXI_AUTH_MAX_FAILURES_PER_USER',
     help: 'failed password checks one username may get per window, from all addresses together, before 429 (default 30)', read: integer('auth-max-failures-per-user', 1),
   },
-  authFailureWindowMs: { key: 'authFailureWindowMs', flag: 'auth-failure-window', env: 'FLEXI_AUTH_FAILURE_WINDOW', help: 'milliseconds of that window (default 60000)', read: integer('auth-failure-window', 1000) },
+  authFailureWindowMs: { key: 'authFailureWindowMs', flag: 'auth-failure-window', env: 'FLEXI_AUTH_FAILURE_WINDOW', help: 'the length of that window (default 60s)', read: duration('auth-failure-window', 1000) },
   passwordCheckConcurrency: {
     key: 'passwordCheckConcurrency', flag: 'password-check-concurrency', env: 'FLEXI_PASSWORD_CHECK_CONCURRENCY',
     help: 'login password checks hashing at the same time (default 2)', read: integer('password-check-concurrency', 1, 64),
