@@ -8,7 +8,7 @@ import type { Store } from '../store/store';
 import type { BatchDocument } from './operations';
 import { parseBatch } from './parse';
 import { planBatch, snapshotRequest, type PlannedUser, type Snapshot } from './plan';
-import { countByEntity, countResults, renderResult, type Stats } from './render';
+import { countByEntity, countResults, renderResult, type Stats } from '../xml/result';
 
 export interface ExecutorOptions {
   maxOperations: number;

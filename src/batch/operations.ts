@@ -5,7 +5,7 @@ import type { RoleCode } from '../domain/roles';
 import type { UserFieldValues, UserType } from '../domain/users';
 
 export type Action = 'create-update' | 'delete';
-export type EntityType = 'USER' | 'COMPANY' | 'ACCESS_LIST' | 'UNKNOWN';
+export type { EntityType } from '../domain/results';
 
 /** A password as the batch gives it: plain text to hash, or a stored form to keep as given. */
 export type PasswordInput = { kind: 'plain'; value: string } | { kind: 'hashed'; stored: string };

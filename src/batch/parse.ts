@@ -17,7 +17,7 @@ import type {
   UserFields,
   UserOperation,
 } from './operations';
-import { parseXmlDocument, type XmlElement } from './xml';
+import { parseXmlDocument, type XmlElement } from '../xml/reader';
 
 export interface ParseLimits {
   maxOperations: number;

@@ -8,12 +8,12 @@ import type { Principal } from '../domain/principals';
 import { DEFAULT_ROLE, type RoleCode } from '../domain/roles';
 import { newUserRecord, USER_FIELDS, userKey, type UserRecord } from '../domain/users';
 import type { ChangeSet, PlannedUser, Snapshot, SnapshotRequest } from '../domain/changes';
+import type { OperationResult, Status } from '../domain/results';
 import type {
   AccessOperation,
   BatchDocument,
   CompanyFields,
   CompanyOperation,
-  EntityType,
   Operation,
   UserFields,
   UserOperation,
@@ -27,15 +27,7 @@ export interface PlanContext {
   passwordMatches(stored: string, plain: string): boolean;
 }
 
-export type Status = 'CREATED' | 'UPDATED' | 'DELETED' | 'FAILED' | 'SKIPPED';
-
-export interface OperationResult {
-  type: EntityType;
-  action: 'CREATE_UPDATE' | 'DELETE';
-  id: string;
-  status: Status;
-  message?: string;
-}
+export type { OperationResult, Status } from '../domain/results';
 
 export interface Plan {
   results: OperationResult[];

@@ -54,3 +54,8 @@ export function newUserRecord(username: string, licenseGroup: string): UserRecor
     licenseGroup,
   };
 }
+
+/** A user as listings show it: never the password hash. */
+export type UserView = Omit<UserRecord, 'passwordHash' | 'key'> & {
+  access: Array<{ company: string; role: RoleCode }>;
+};

@@ -2,7 +2,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { describePrincipal, type Principal } from '../domain/principals';
 import { FlexiError } from '../errors';
 import { requireAuth, type AppDeps } from './context';
-import { errorHandler, formatOf, sendEnvelope } from './envelope';
+import { formatOf } from '../xml/winstrom';
+import { errorHandler, sendEnvelope } from './envelope';
 import { batchRoutes } from './routes/batch';
 import { directoryRoutes } from './routes/directory';
 import { loginRoutes } from './routes/login';

@@ -1,18 +1,8 @@
 import type { NextFunction, Request, Response } from 'express';
-import { escapeXml } from '../batch/render';
 import { FlexiError, isFlexiError, type ErrorCode } from '../errors';
 import type { Logger } from '../log';
-
-export type Format = 'xml' | 'json';
-
-export function formatOf(path: string): Format {
-  return path.endsWith('.json') ? 'json' : 'xml';
-}
-
-export function renderEnvelope(message: string, format: Format): string {
-  if (format === 'json') return `${JSON.stringify({ winstrom: { '@version': '1.0', success: false, message } })}\n`;
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<winstrom version="1.0"><success>false</success><message>${escapeXml(message)}</message></winstrom>\n`;
-}
+import { errorDocument, formatOf, type Format } from '../xml/winstrom';
+import { answerIn, sendAnswer } from './answer';
 
 /**
  * What a caller not (yet) authenticated learns when the store is gone: that it is, not where its
@@ -21,10 +11,7 @@ export function renderEnvelope(message: string, format: Format): string {
 export const STORE_GONE_PUBLIC = 'The store file was deleted or replaced while the server was running; nothing was applied, and nothing can be until the server is restarted.';
 
 export function sendEnvelope(res: Response, err: FlexiError, format: Format): void {
-  res.status(err.status);
-  for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
-  res.type(format === 'json' ? 'application/json' : 'application/xml');
-  res.send(renderEnvelope(err.message, format));
+  sendAnswer(res, { ...answerIn(format, errorDocument(err.message, format), err.status), headers: err.headers });
 }
 
 const CLIENT_ERROR_CODES: Readonly<Record<number, ErrorCode>> = {

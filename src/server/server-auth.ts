@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseXmlDocument } from '../batch/xml';
+import { parseXmlDocument } from '../xml/reader';
 import { FlexiError } from '../errors';
 
 export const MIN_SERVER_PASSWORD = 15;

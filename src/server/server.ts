@@ -15,7 +15,7 @@ import { fingerprintOfCertificate } from '../pki/fingerprint';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
 import { createApp } from './app';
-import { renderEnvelope } from './envelope';
+import { errorDocument } from '../xml/winstrom';
 import { PasswordChecks } from './password-checks';
 import { readServerAuth } from './server-auth';
 import { AuthThrottle } from './throttle';
@@ -97,7 +97,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     return;
   }
   const [status, message] = CLIENT_ERRORS[err.code ?? ''] ?? ['400 Bad Request', 'The request is not valid HTTP; nothing was applied.'];
-  const body = renderEnvelope(message, 'xml');
+  const body = errorDocument(message, 'xml');
   socket.end(
     `HTTP/1.1 ${status}\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

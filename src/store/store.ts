@@ -1,15 +1,11 @@
 import type { ChangeSet, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
-import type { RoleCode } from '../domain/roles';
-import type { UserRecord } from '../domain/users';
+import type { UserRecord, UserView } from '../domain/users';
 import type { FingerprintRecord, JournalEntry } from './schema';
 
 export type { FingerprintRecord, JournalEntry } from './schema';
 
-/** A user as listings show it: never the password hash. */
-export type UserView = Omit<UserRecord, 'passwordHash' | 'key'> & {
-  access: Array<{ company: string; role: RoleCode }>;
-};
+export type { UserView } from '../domain/users';
 
 /** Writes of one batch, with passwords already hashed. */
 export type StoredChangeSet = Omit<ChangeSet, 'users'> & { users: UserRecord[] };

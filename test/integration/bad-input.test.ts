@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { gzipSync } from 'node:zlib';
-import { parseXmlDocument } from '../../src/batch/xml';
+import { parseXmlDocument } from '../../src/xml/reader';
 import { dumpStore, journalSummary } from '../support/stores';
 import { entries, startTestServer, statuses, type Response, type TestServer } from '../support/server';
 

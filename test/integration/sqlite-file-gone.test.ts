@@ -1,5 +1,5 @@
 import { copyFileSync, renameSync, rmSync } from 'node:fs';
-import { parseXmlDocument } from '../../src/batch/xml';
+import { parseXmlDocument } from '../../src/xml/reader';
 import { STORE_KIND } from '../support/stores';
 import { startTestServer, statuses, type Response, type TestServer } from '../support/server';
 

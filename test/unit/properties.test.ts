@@ -29,8 +29,9 @@ import { XMLValidator } from 'fast-xml-parser';
 import type { BatchDocument } from '../../src/batch/operations';
 import { parseBatch } from '../../src/batch/parse';
 import { planBatch, snapshotRequest, type Plan, type Snapshot } from '../../src/batch/plan';
-import { escapeXml, escapeXmlAttribute, renderResult } from '../../src/batch/render';
-import { parseXmlDocument, type XmlElement } from '../../src/batch/xml';
+import { renderResult } from '../../src/xml/result';
+import { escapeXml, escapeXmlAttribute } from '../../src/xml/writer';
+import { parseXmlDocument, type XmlElement } from '../../src/xml/reader';
 import {
   checkLoginPassword,
   DIGEST_HEX_DIGITS,
@@ -46,8 +47,8 @@ import type { CompanyRecord } from '../../src/domain/companies';
 import type { Principal } from '../../src/domain/principals';
 import type { UserRecord } from '../../src/domain/users';
 import { FlexiError } from '../../src/errors';
-import { renderEnvelope } from '../../src/server/envelope';
-import { renderCompanies, renderUser } from '../../src/server/views';
+import { errorDocument } from '../../src/xml/winstrom';
+import { renderCompanies, renderUser } from '../../src/xml/views';
 import type { UserView } from '../../src/store/store';
 import { generateBatch } from '../support/batch-generator';
 import { cloneState, contested, emptyState, idempotentBySpec, recordsAsModel, runModel, stateData, verifiesAs, type ModelState } from '../support/batch-model';
@@ -650,8 +651,8 @@ describe('the XML writers on any text (issue #9, point 8)', () => {
     fc.assert(
       fc.property(anyText, (text) => {
         const message = `There is no endpoint GET /x/${text}.`;
-        expect(child(readAnswer(renderEnvelope(message, 'xml')), 'message').text).toBe(xmlSafe(message).trim());
-        expect((JSON.parse(renderEnvelope(message, 'json')) as { winstrom: { message: string } }).winstrom.message).toBe(message);
+        expect(child(readAnswer(errorDocument(message, 'xml')), 'message').text).toBe(xmlSafe(message).trim());
+        expect((JSON.parse(errorDocument(message, 'json')) as { winstrom: { message: string } }).winstrom.message).toBe(message);
       }),
       runs(300),
     );

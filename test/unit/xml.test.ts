@@ -1,4 +1,4 @@
-import { parseXmlDocument, type XmlElement } from '../../src/batch/xml';
+import { parseXmlDocument, type XmlElement } from '../../src/xml/reader';
 import { FlexiError } from '../../src/errors';
 import { isWellFormed } from '../support/xmllint';
 

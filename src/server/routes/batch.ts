@@ -4,7 +4,7 @@ import type { Principal } from '../../domain/principals';
 import { FlexiError } from '../../errors';
 import { bodyText, xmlBody } from '../body';
 import { principalOf, readableUserOnly, requireAuth, type AppDeps } from '../context';
-import { sendText } from '../send';
+import { answerIn, sendAnswer } from '../answer';
 
 /** Who may use an endpoint; throws 403 with the reason otherwise. */
 type Gate = (principal: Principal, deps: AppDeps) => Promise<void>;
@@ -40,7 +40,7 @@ function applyBatch(deps: AppDeps, gate: Gate): RequestHandler[] {
       const outcome = await deps.executor.execute(bodyText(req), principalOf(res), receivedAt);
       res.locals.batchId = outcome.batchId;
       res.locals.stats = outcome.stats;
-      sendText(res, 'application/xml', outcome.xml);
+      sendAnswer(res, answerIn('xml', outcome.xml));
     },
   ];
 }
@@ -61,6 +61,6 @@ export function batchRoutes(router: Router, deps: AppDeps): void {
     const entry = await deps.store.findLatestJournal(principal.scope, id, { sentBy });
     if (!entry) throw new FlexiError('not-found', `No batch with id ${id} has been executed in your scope.`);
     res.locals.batchId = id;
-    sendText(res, 'application/xml', entry.resultXml);
+    sendAnswer(res, answerIn('xml', entry.resultXml));
   });
 }

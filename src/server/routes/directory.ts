@@ -1,12 +1,11 @@
 import type { Router } from 'express';
 import { userKey } from '../../domain/users';
 import { FlexiError } from '../../errors';
-import { formatOf } from '../envelope';
+import { formatOf } from '../../xml/winstrom';
 import { isRootScope, principalOf, readableUserOnly, requireAuth, type AppDeps } from '../context';
-import { sendText } from '../send';
-import { renderCompanies, renderUser, renderUsers } from '../views';
+import { answerIn, sendAnswer } from '../answer';
+import { renderCompanies, renderUser, renderUsers } from '../../xml/views';
 
-const contentType = (path: string): string => (formatOf(path) === 'json' ? 'application/json' : 'application/xml');
 
 /**
  * Read-only listings of users (`/u…`) and companies (`/c…`) within the caller's scope; a caller
@@ -18,7 +17,7 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
       const { scope } = principalOf(res);
       const only = await readableUserOnly(principalOf(res), deps.store);
       const users = only === undefined ? await deps.store.listUsers(scope) : [await deps.store.findUser(scope, only)].filter((u) => u !== undefined);
-      sendText(res, contentType(path), renderUsers(users, formatOf(path)));
+      sendAnswer(res, answerIn(formatOf(path), renderUsers(users, formatOf(path))));
     });
   }
 
@@ -31,14 +30,14 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
     // A user one may not see is answered exactly as one that does not exist, after the same lookup.
     const user = await deps.store.findUser(scope, m[1]);
     if (!user || (only !== undefined && userKey(m[1]) !== only)) throw new FlexiError('not-found', `User ${m[1]} does not exist.`);
-    sendText(res, contentType(file), renderUser(user, formatOf(file)));
+    sendAnswer(res, answerIn(formatOf(file), renderUser(user, formatOf(file))));
   });
 
   for (const path of ['/c.json', '/c.xml']) {
     router.get(path, requireAuth(deps), async (_req, res) => {
       const principal = principalOf(res);
       const companies = await deps.store.listCompanies(principal.scope, { includeHidden: isRootScope(principal) });
-      sendText(res, contentType(path), renderCompanies(companies, formatOf(path)));
+      sendAnswer(res, answerIn(formatOf(path), renderCompanies(companies, formatOf(path))));
     });
   }
 }

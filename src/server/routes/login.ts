@@ -1,11 +1,11 @@
-import express, { type Request, type Response, type Router } from 'express';
-import { parseXmlDocument } from '../../batch/xml';
-import { escapeXml } from '../../batch/render';
+import express, { type Request, type Router } from 'express';
+import { parseXmlDocument } from '../../xml/reader';
 import { FlexiError } from '../../errors';
 import { asAttempt, clientAddress, loginKey, refuse, SESSION_HEADER } from '../authenticate';
 import { isXmlType } from '../body';
 import type { AppDeps } from '../context';
-import type { Format } from '../envelope';
+import { successDocument, type Format } from '../../xml/winstrom';
+import { answerIn, sendAnswer } from '../answer';
 import { login, sessionIdHash } from '../sessions';
 
 const LOGIN_BODY_LIMIT = 64 * 1024;
@@ -44,15 +44,6 @@ function credentialsOf(req: Request): { username: string; password: string } {
   return { username, password };
 }
 
-function success(format: Format, fields: Record<string, string | boolean>): string {
-  if (format === 'json') return `${JSON.stringify({ success: true, ...fields })}\n`;
-  const inner = Object.entries(fields).map(([k, v]) => `<${k}>${escapeXml(String(v))}</${k}>`).join('');
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<winstrom version="1.0"><success>true</success>${inner}</winstrom>\n`;
-}
-
-function send(res: Response, format: Format, body: string): void {
-  res.type(format === 'json' ? 'application/json' : 'application/xml').send(body);
-}
 
 export function loginRoutes(router: Router, deps: AppDeps): void {
   const readBody = express.raw({ type: () => true, limit: LOGIN_BODY_LIMIT });
@@ -72,7 +63,7 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
         refuse(auth, req, { kind: 'login-failed', reason: `failed login for ${username}` }, undefined, { pbkdf2Iterations: outcome.pbkdf2Iterations });
       });
       res.locals.principal = { kind: 'session', name: result.user.username, scope: result.user.licenseGroup, actingUser: result.user.username };
-      send(res, format, success(format, { authSessionId: result.sessionId }));
+      sendAnswer(res, answerIn(format, successDocument({ authSessionId: result.sessionId }, format)));
     });
   }
 
@@ -86,7 +77,7 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
           refuse(auth, req, { kind: 'logout-without-session', reason: 'logout without a live session' });
         }
       });
-      send(res, format, success(format, {}));
+      sendAnswer(res, answerIn(format, successDocument({}, format)));
     });
   }
 }

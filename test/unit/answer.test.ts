@@ -1,7 +1,7 @@
 import express from 'express';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sendText } from '../../src/server/send';
+import { sendText } from '../../src/server/answer';
 
 /** sendText over a real (plain HTTP) server: what arrives is the text, byte for byte, with the right Content-Length. */
 describe('sendText', () => {

@@ -1,4 +1,25 @@
 import type { Response } from 'express';
+import { CONTENT_TYPES, type Format } from '../xml/winstrom';
+
+/** Every answer the server gives: its status (200 unless said), type, body and any extra headers. */
+export interface Answer {
+  status?: number;
+  type: string;
+  body: string;
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** An answer in the format of the path: XML, or JSON for `.json`. */
+export function answerIn(format: Format, body: string, status?: number): Answer {
+  return { type: CONTENT_TYPES[format], body, status };
+}
+
+/** The one way answers are written: the status, the headers, then the body as sendText writes it. */
+export function sendAnswer(res: Response, answer: Answer): void {
+  res.status(answer.status ?? 200);
+  for (const [name, value] of Object.entries(answer.headers ?? {})) res.setHeader(name, value);
+  sendText(res, answer.type, answer.body);
+}
 
 /** Larger answers go out in slices of this many characters. */
 const SLICE = 64 * 1024;

@@ -1,0 +1,44 @@
+import type { OperationResult, Status } from '../domain/results';
+import { escapeXml, escapeXmlAttribute, XML_DECLARATION } from './writer';
+
+export type Stats = Record<Lowercase<Status>, number>;
+
+export function countResults(results: readonly OperationResult[]): Stats {
+  const stats: Stats = { created: 0, updated: 0, deleted: 0, skipped: 0, failed: 0 };
+  for (const r of results) stats[r.status.toLowerCase() as Lowercase<Status>]++;
+  return stats;
+}
+
+/** How many operations of each entity type ended in each status, for the metrics. */
+export function countByEntity(results: readonly OperationResult[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of results) {
+    const key = `${r.type}\u0000${r.status}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+export interface ResultHeader {
+  id: string;
+  dryRun?: boolean;
+}
+
+/** The `<flexibee-batch-result>` of SPEC §5.1, one entry per operation in document order. */
+export function renderResult(header: ResultHeader, results: readonly OperationResult[]): string {
+  const parts: string[] = [XML_DECLARATION];
+  const dryRun = header.dryRun ? ' dry-run="true"' : '';
+  parts.push(`<flexibee-batch-result id="${escapeXmlAttribute(header.id)}"${dryRun}>\n`);
+  for (const r of results) {
+    const message = r.message === undefined ? '' : `<message>${escapeXml(r.message)}</message>`;
+    parts.push(
+      `  <entry type="${r.type}" action="${r.action}" id="${escapeXmlAttribute(r.id)}"><status>${r.status}</status>${message}</entry>\n`,
+    );
+  }
+  const s = countResults(results);
+  parts.push(
+    `  <stats created="${s.created}" updated="${s.updated}" deleted="${s.deleted}" skipped="${s.skipped}" failed="${s.failed}"/>\n`,
+  );
+  parts.push('</flexibee-batch-result>\n');
+  return parts.join('');
+}
