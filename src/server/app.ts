@@ -7,13 +7,19 @@ import { errorHandler, sendEnvelope } from './envelope';
 import { batchRoutes } from './routes/batch';
 import { directoryRoutes } from './routes/directory';
 import { loginRoutes } from './routes/login';
+import { metricsRoutes } from './routes/metrics';
 import { statusRoutes } from './routes/status';
 
 /** One JSON line per request; bodies, credentials and hashes are never among the fields. */
 function requestLog(deps: AppDeps) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = process.hrtime.bigint();
+    const { metrics } = deps;
+    metrics.requestsInFlight.inc();
+    res.once('close', () => metrics.requestsInFlight.dec());
     res.on('finish', () => {
+      // A throttled attempt is refused before any check runs, so only its answer says it was one.
+      if (res.statusCode === 429) metrics.authFailures.inc({ reason: 'throttled' });
       const principal = res.locals.principal as Principal | undefined;
       deps.logger.info('request', {
         method: req.method,
@@ -40,6 +46,7 @@ export function createApp(deps: AppDeps): express.Express {
   loginRoutes(router, deps);
   batchRoutes(router, deps);
   directoryRoutes(router, deps);
+  metricsRoutes(router, deps);
   app.use(router);
   // Every request but the public ones must be authenticated (SPEC §2), so unknown paths are
   // no exception: without credentials they answer 401 and reveal nothing about the routes.

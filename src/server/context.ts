@@ -6,6 +6,7 @@ import type { Principal } from '../domain/principals';
 import { ROOT_GROUP } from '../domain/principals';
 import { userKey } from '../domain/users';
 import type { Logger } from '../log';
+import type { Metrics } from '../metrics';
 import type { Store } from '../store/store';
 import { authenticate, type AuthOptions } from './authenticate';
 import type { PasswordChecks } from './password-checks';
@@ -17,6 +18,7 @@ export interface AppDeps {
   auth: AuthOptions;
   passwordChecks: PasswordChecks;
   logger: Logger;
+  metrics: Metrics;
 }
 
 export function requireAuth(deps: AppDeps) {

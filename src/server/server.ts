@@ -12,7 +12,8 @@ import { FlexiError } from '../errors';
 import type { Logger } from '../log';
 import { devPkiPaths, ensureDevPki } from '../pki/dev-pki';
 import { fingerprintOfCertificate } from '../pki/fingerprint';
-import { openStore } from '../store/open-store';
+import { createMetrics } from '../metrics';
+import { isPostgresUrl, openStore } from '../store/open-store';
 import type { Store } from '../store/store';
 import { createApp } from './app';
 import { errorDocument } from '../xml/winstrom';
@@ -103,6 +104,8 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   );
 }
 
+const storeKindOf = (db: string): 'sqlite' | 'postgres' => (isPostgresUrl(db) ? 'postgres' : 'sqlite');
+
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   // Settings that can refuse the start are read first, so a refused start leaves nothing behind.
   const serverCredentials = config.passwordAuth && config.serverAuth ? readServerAuth(config.serverAuth) : null;
@@ -114,7 +117,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const clientCa = config.clientCa ? readRequired(config.clientCa, 'client CA file') : undefined;
   const tls = { key: readRequired(pki.serverKey, 'server key'), cert: readRequired(pki.server, 'server certificate') };
 
-  const store = await openStore(config.db, { poolSize: config.dbPool });
+  const metrics = createMetrics();
+  const store = await openStore(config.db, { poolSize: config.dbPool, onCommit: (seconds) => metrics.storeCommit.observe({ store: storeKindOf(config.db) }, seconds) });
   const passwordChecks = new PasswordChecks({
     store,
     policy: hashPolicyOf(config),
@@ -151,8 +155,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         windowMs: config.authFailureWindowMs,
       }),
       logger,
+      metrics,
     },
     passwordChecks,
+    metrics,
   });
 
   // Every connection (also one still in its TLS handshake), every TLS connection and every request

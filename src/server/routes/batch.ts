@@ -1,7 +1,8 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
 import { missingFor, NEEDS } from '../../domain/permissions';
 import type { Principal } from '../../domain/principals';
-import { FlexiError } from '../../errors';
+import { FlexiError, isFlexiError } from '../../errors';
+import { secondsSince } from '../../store/sql';
 import { bodyText, xmlBody } from '../body';
 import { principalOf, readableUserOnly, requireAuth, type AppDeps } from '../context';
 import { answerIn, sendAnswer } from '../answer';
@@ -37,7 +38,25 @@ function applyBatch(deps: AppDeps, gate: Gate): RequestHandler[] {
     xmlBody(deps.config.bodyLimit),
     async (req: Request, res: Response) => {
       const receivedAt = new Date();
-      const outcome = await deps.executor.execute(bodyText(req), principalOf(res), receivedAt);
+      const started = process.hrtime.bigint();
+      const { metrics } = deps;
+      let outcome;
+      try {
+        outcome = await deps.executor.execute(bodyText(req), principalOf(res), receivedAt);
+      } catch (err) {
+        // A batch refused as a whole (400, 409, 413, 503…) is counted by its error code.
+        const code = isFlexiError(err) ? err.code : 'internal';
+        metrics.batches.inc({ outcome: code });
+        metrics.batchDuration.observe({ outcome: code }, secondsSince(started));
+        throw err;
+      }
+      const kind = outcome.dryRun ? 'dry-run' : 'applied';
+      metrics.batches.inc({ outcome: kind });
+      metrics.batchDuration.observe({ outcome: kind }, secondsSince(started));
+      for (const [key, n] of outcome.byEntity) {
+        const [entity, status] = key.split('\u0000');
+        metrics.operations.inc({ entity, status }, n);
+      }
       res.locals.batchId = outcome.batchId;
       res.locals.stats = outcome.stats;
       sendAnswer(res, answerIn('xml', outcome.xml));
