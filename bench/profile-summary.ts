@@ -27,10 +27,10 @@ export function stageOf({ functionName: name, url }: CallFrame): string {
   if (/keygen|jsbn|node-forge|dev-pki|cjs\/loader|bootstrap\/realm|package_json_reader/.test(url) || name === 'generateKeyPairSync') return STARTUP;
   if (name === '(idle)') return IDLE;
   if (name === '(garbage collector)') return 'garbage collection';
-  if (/src\/batch\/xml/.test(url) || name.startsWith('RegExp:')) return 'XML reading (xml.ts)';
+  if (/src\/xml\/reader/.test(url) || name.startsWith('RegExp:')) return 'XML reading (xml/reader.ts)';
   if (/src\/batch\/parse/.test(url)) return 'operation reading (parse.ts)';
   if (/src\/batch\/plan|src\/domain\//.test(url)) return 'planning (plan.ts, domain)';
-  if (/src\/batch\/render/.test(url)) return 'rendering the answer';
+  if (/src\/xml\/|src\/server\/answer/.test(url)) return 'writing the answer (xml/, answer.ts)';
   if (/src\/batch\/execute/.test(url)) return 'executor';
   if (/better-sqlite3/.test(url) && name === 'exec') return 'SQLite BEGIN/COMMIT (the durable commit)';
   if (/src\/store\/|better-sqlite3|node_modules\/pg(-[a-z]+)?\//.test(url)) return 'store: snapshot, writes, journal (and the pg driver)';

@@ -14,7 +14,7 @@ import { listeningPort, spawnServe, type Spawned } from '../support/spawned';
  *
  * Why 1 GiB: one 32 MiB body is held at most three times at once (the received chunks, the
  * joined Buffer and the decoded string, one byte per character), the element tree is capped at
- * 2 000 000 nodes (MAX_NODES in src/batch/xml.ts, about 100 bytes each), and the answer to
+ * 2 000 000 nodes (MAX_NODES in src/xml/reader.ts, about 100 bytes each), and the answer to
  * 100 000 operations is some 20 MB of XML kept once more in the journal: a few hundred MB in
  * all, over a baseline of about 100 MB. 1 GiB leaves room for V8's heap growth and still
  * catches a parser that keeps a node per character or per element unbounded (the previous
