@@ -30,14 +30,18 @@ const IN_ATTRIBUTE = /[&<>"'\t\n\r\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\u
 
 const escape = (ch: string): string => ESCAPES[ch] ?? '\uFFFD';
 
+/** Whether a text may need any of it: most names and messages need none, and this test is cheaper than the replace. */
+// eslint-disable-next-line no-control-regex
+const MAY_NEED = /[&<>"'\u0000-\u001f\ud800-\udfff\ufffe\uffff]/;
+
 /** Text for element content: markup escaped, characters XML forbids replaced by U+FFFD. */
 export function escapeXml(text: string): string {
-  return text.replace(IN_TEXT, escape);
+  return MAY_NEED.test(text) ? text.replace(IN_TEXT, escape) : text;
 }
 
 /** Text for an attribute value (in double or single quotes): as escapeXml, and whitespace kept as it was. */
 export function escapeXmlAttribute(text: string): string {
-  return text.replace(IN_ATTRIBUTE, escape);
+  return MAY_NEED.test(text) ? text.replace(IN_ATTRIBUTE, escape) : text;
 }
 
 /** `<name>value</name>`, or `<name/>` for null and undefined. */

@@ -228,10 +228,7 @@ export class SqliteDriver implements Driver {
         const job = this.waiting.shift() as BatchJob;
         started++;
         try {
-          if (!this.writer.inTransaction) {
-            this.assertFilesInPlace();
-            this.writer.exec('BEGIN IMMEDIATE');
-          }
+          if (!this.writer.inTransaction) this.writer.exec('BEGIN IMMEDIATE');
           this.writer.exec('SAVEPOINT batch');
         } catch (err) {
           job.reject(translate(err));
@@ -254,7 +251,8 @@ export class SqliteDriver implements Driver {
       }
       if (this.writer.inTransaction) {
         try {
-          // Checked again at the last moment: a file deleted while the group ran must not take its commit along.
+          // Checked at the last moment, once per group: a file deleted before or while the group ran
+          // must not take its commit along (every batch of the group then fails with store-gone).
           this.assertFilesInPlace();
           const started = process.hrtime.bigint();
           this.writer.exec('COMMIT');
