@@ -72,7 +72,12 @@ function installExitHook(): void {
   });
 }
 
-export async function startCluster(): Promise<Cluster> {
+export interface ClusterOptions {
+  /** max_connections: a file's own cluster needs few; the suite's shared one serves every worker's servers and helpers. */
+  maxConnections?: number;
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   installExitHook();
   const dir = mkdtempSync(join(tmpdir(), 'flexi-pg-cluster-'));
   const data = join(dir, 'data');
@@ -95,8 +100,8 @@ export async function startCluster(): Promise<Cluster> {
   const startOn = async (p: number): Promise<void> => {
     // fsync off: the tests crash the postmaster, never the machine, so the OS keeps every
     // written page; what a crash (immediate stop) loses or keeps is decided by the WAL alone.
-    const options = `-p ${p} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60`;
-    await runPg('pg_ctl', ['start', '-D', data, '-l', logFile, '-w', '-t', '60', '-o', options], dir);
+    const settings = `-p ${p} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=${options.maxConnections ?? 60}`;
+    await runPg('pg_ctl', ['start', '-D', data, '-l', logFile, '-w', '-t', '60', '-o', settings], dir);
     running = true;
     await accepting(p);
   };

@@ -35,7 +35,9 @@ export default async function setup(): Promise<void> {
   }
   const where = new URL(url).host;
   try {
-    const cluster = await startCluster();
+    // As many connections as a machine's own PostgreSQL allows by default, and more: two jest workers
+    // each run servers with pools of ten, two-server and pool tests more, and the helpers' own.
+    const cluster = await startCluster({ maxConnections: 300 });
     (globalThis as Record<symbol, Cluster>)[OWN_CLUSTER] = cluster;
     process.env.FLEXI_TEST_DATABASE_URL = cluster.url;
     process.stderr.write(`\npostgres tests: PostgreSQL at ${where} does not answer (${why}); using one started for this run at ${cluster.url}\n`);
