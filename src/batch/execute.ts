@@ -57,10 +57,11 @@ async function verifyAgainstSnapshot(doc: BatchDocument, snapshot: Snapshot): Pr
   return results;
 }
 
+/** Each new plain-text password hashed in the algorithm its user's group asks for (SPEC §7.3), else the server's. */
 async function hashNewPasswords(users: PlannedUser[], policy: HashPolicy): Promise<UserRecord[]> {
   return Promise.all(
-    users.map(async ({ newPassword, ...user }) =>
-      newPassword === undefined ? user : { ...user, passwordHash: await hashPassword(newPassword, policy) },
+    users.map(async ({ newPassword, hashAlgorithm, ...user }) =>
+      newPassword === undefined ? user : { ...user, passwordHash: await hashPassword(newPassword, { ...policy, algorithm: hashAlgorithm ?? policy.algorithm }) },
     ),
   );
 }

@@ -1,4 +1,5 @@
 import type { CompanyFieldValues } from '../domain/companies';
+import type { GroupParam } from '../domain/groups';
 import type { Country } from '../domain/org-types';
 import type { Permissions } from '../domain/permissions';
 import type { RoleCode } from '../domain/roles';
@@ -16,6 +17,8 @@ export interface UserFields extends Partial<UserFieldValues> {
   defaultRole?: RoleCode;
   blocked?: { value: boolean; message: string | null };
   userType?: UserType;
+  /** The license group to create the user in, or to move it to (SPEC §7.1). */
+  licenseGroup?: string;
 }
 
 export interface CompanyFields extends Partial<CompanyFieldValues> {
@@ -24,6 +27,17 @@ export interface CompanyFields extends Partial<CompanyFieldValues> {
   type?: string;
   adminUser?: string;
   show?: boolean;
+  /** The license group to create the company in, or to move it to (SPEC §7.1). */
+  licenseGroup?: string;
+}
+
+export interface LicenseGroupFields {
+  name?: string;
+  parent?: string;
+  /** null: `<seats/>`, the limit is removed. */
+  seats?: number | null;
+  /** null: `<param name="X"/>`, the group's own value is removed. */
+  params?: Partial<Record<GroupParam, string | null>>;
 }
 
 interface OperationBase {
@@ -52,13 +66,19 @@ export interface AccessOperation extends OperationBase {
   role?: RoleCode;
 }
 
+export interface LicenseGroupOperation extends OperationBase {
+  kind: 'licenseGroup';
+  id?: string;
+  fields: LicenseGroupFields;
+}
+
 export interface UnknownOperation extends OperationBase {
   kind: 'unknown';
   element: string;
   invalid: string;
 }
 
-export type Operation = UserOperation | CompanyOperation | AccessOperation | UnknownOperation;
+export type Operation = UserOperation | CompanyOperation | AccessOperation | LicenseGroupOperation | UnknownOperation;
 
 export interface BatchDocument {
   id: string;

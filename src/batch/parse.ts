@@ -1,6 +1,7 @@
 import { COMPANY_FIELDS } from '../domain/companies';
 import { COMPANY_ID_PATTERN } from '../domain/company-id';
 import type { PlainField } from '../domain/fields';
+import { GROUP_ID_PATTERN, GROUP_PARAMS, isGroupParam, readGroupParam } from '../domain/groups';
 import { findOrgType, isCountry, unknownOrgTypeMessage } from '../domain/org-types';
 import { findPermission, PERMISSION_NAMES, type Permissions } from '../domain/permissions';
 import { DIGEST_HEX_DIGITS, formatStoredHash, HASH_ALGORITHMS, isDigestOf, isHashAlgorithm, isPbkdf2Iterations, MAX_PBKDF2_ITERATIONS } from '../domain/passwords';
@@ -13,6 +14,8 @@ import type {
   BatchDocument,
   CompanyFields,
   CompanyOperation,
+  LicenseGroupFields,
+  LicenseGroupOperation,
   Operation,
   UserFields,
   UserOperation,
@@ -35,9 +38,12 @@ const USER_ALIASES: Readonly<Record<string, string>> = {
   Geschenkname: 'givenName',
   Familienname: 'familyName',
 };
-const USER_ELEMENTS = ['username', 'password', ...USER_FIELDS.map((f) => f.name), 'permissions', 'defaultRole', 'blocked', 'userType'];
-const COMPANY_ELEMENTS = ['id', 'name', 'country', ...COMPANY_FIELDS.map((f) => f.name), 'type', 'adminUser', 'show'];
-const OPERATION_ELEMENTS = ['user', 'company', 'access'];
+const USER_ELEMENTS = ['username', 'password', ...USER_FIELDS.map((f) => f.name), 'permissions', 'defaultRole', 'blocked', 'userType', 'licenseGroup'];
+const COMPANY_ELEMENTS = ['id', 'name', 'country', ...COMPANY_FIELDS.map((f) => f.name), 'type', 'adminUser', 'show', 'licenseGroup'];
+const LICENSE_GROUP_ELEMENTS = ['id', 'name', 'parent', 'seats', 'param'];
+const OPERATION_ELEMENTS = ['user', 'company', 'access', 'licenseGroup'];
+/** Seats of one group: a whole number, at most this (far more than any deployment). */
+const MAX_SEATS = 100_000_000;
 
 /** Thrown inside one operation's reader; becomes that operation's FAILED message. */
 class InvalidOperation extends Error {}
@@ -216,8 +222,67 @@ function readUser(element: XmlElement, op: UserOperation): void {
         out.userType = text;
         break;
       }
+      case 'licenseGroup':
+        out.licenseGroup = parseGroupId(textOf(field), 'license group');
+        break;
     }
   }
+}
+
+function parseGroupId(text: string, what = 'license group id'): string {
+  if (!GROUP_ID_PATTERN.test(text)) {
+    invalid(`${what} '${text}' is not valid: license group ids are 1–64 characters of a–z, 0–9 and _`);
+  }
+  return text;
+}
+
+function readLicenseGroup(element: XmlElement, op: LicenseGroupOperation): void {
+  // The id is read first, so that even an otherwise invalid group is reported by name.
+  const id = element.children.find((c) => c.name === 'id');
+  if (id) op.id = parseGroupId(textOf(id));
+  assertAttributes(element, ['action']);
+  op.action = parseAction(element);
+  if (element.text) invalid(`<licenseGroup> must contain elements, not the text '${element.text.slice(0, 40)}'`);
+  const seen = new Set<string>();
+  const params: NonNullable<LicenseGroupFields['params']> = {};
+  const out = op.fields;
+  for (const child of element.children) {
+    if (!LICENSE_GROUP_ELEMENTS.includes(child.name)) invalid(unknownElementMessage(child.name, 'licenseGroup', LICENSE_GROUP_ELEMENTS));
+    if (child.name === 'param') {
+      assertAttributes(child, ['name']);
+      const name = child.attributes.get('name');
+      if (!name) invalid('a <param> needs a name attribute, such as <param name="defaultRole">UCETNI</param>');
+      if (!isGroupParam(name)) invalid(`unknown parameter '${name}'; expected ${GROUP_PARAMS.join(', ')}`);
+      if (Object.hasOwn(params, name)) invalid(`the parameter ${name} is given twice`);
+      const text = textOf(child, 'param');
+      const reading = text ? readGroupParam(name, text) : { value: null };
+      params[name] = 'error' in reading ? invalid(reading.error) : reading.value;
+      continue;
+    }
+    if (seen.has(child.name)) invalid(`<${child.name}> is given twice in <licenseGroup>`);
+    seen.add(child.name);
+    assertAttributes(child, []);
+    switch (child.name) {
+      case 'name': {
+        const text = limitedText(child, 'name');
+        if (!text) invalid('<name> must not be empty');
+        out.name = text;
+        break;
+      }
+      case 'parent':
+        out.parent = parseGroupId(textOf(child), 'parent');
+        break;
+      case 'seats': {
+        const text = textOf(child);
+        if (!text) out.seats = null;
+        else if (/^\d{1,9}$/.test(text) && Number(text) <= MAX_SEATS) out.seats = Number(text);
+        else invalid(`<seats> must be a whole number from 0 to ${MAX_SEATS}, or empty to remove the limit; not '${text.slice(0, 40)}'`);
+        break;
+      }
+    }
+  }
+  if (!op.id) invalid('a <licenseGroup> needs an <id>');
+  if (Object.keys(params).length) out.params = params;
 }
 
 export function parseCompanyIdText(text: string, what = 'company id'): string {
@@ -269,6 +334,9 @@ function readCompany(element: XmlElement, op: CompanyOperation): void {
         break;
       case 'show':
         out.show = parseBoolean(textOf(field), '<show>');
+        break;
+      case 'licenseGroup':
+        out.licenseGroup = parseGroupId(textOf(field), 'license group');
         break;
     }
   }
@@ -345,6 +413,9 @@ export function parseBatch(body: string, limits: ParseLimits): BatchDocument {
       }
       case 'company':
         operations.push(read<CompanyOperation>({ kind: 'company', action: 'create-update', fields: {} }, readCompany, element));
+        break;
+      case 'licenseGroup':
+        operations.push(read<LicenseGroupOperation>({ kind: 'licenseGroup', action: 'create-update', fields: {} }, readLicenseGroup, element));
         break;
       case 'access': {
         const op = read<AccessOperation>({ kind: 'access', action: 'create-update' }, readAccess, element);

@@ -2,18 +2,21 @@ import type { AccessRecord } from '../domain/access';
 import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
 import { companyIdCandidate, companyIdCandidateIndex, deriveCompanyId } from '../domain/company-id';
 import { assignValues, emptyValues, sameValues } from '../domain/fields';
-import { DEFAULT_COUNTRY, defaultOrgType, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
+import { GROUP_PARAMS, GroupTree, noFreeSeat, type GroupParam, type GroupParams, type GroupRecord } from '../domain/groups';
+import { DEFAULT_COUNTRY, defaultOrgType, isCountry, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
+import { isHashAlgorithm } from '../domain/passwords';
 import { beyondActor, missingFor, PERMISSION_NAMES, runsCompany, takeoverBlocker, type GuardedOperation, type Permissions } from '../domain/permissions';
-import type { Principal } from '../domain/principals';
-import { DEFAULT_ROLE, type RoleCode } from '../domain/roles';
+import { ROOT_GROUP, type Principal } from '../domain/principals';
+import { DEFAULT_ROLE, findRole, type RoleCode } from '../domain/roles';
 import { newUserRecord, USER_FIELDS, userKey, type UserRecord } from '../domain/users';
-import type { ChangeSet, PlannedUser, Snapshot, SnapshotRequest } from '../domain/changes';
+import { emptyChangeSet, type ChangeSet, type GroupContents, type GroupMove, type PlannedUser, type Snapshot, type SnapshotRequest } from '../domain/changes';
 import type { OperationResult, Status } from '../domain/results';
 import type {
   AccessOperation,
   BatchDocument,
   CompanyFields,
   CompanyOperation,
+  LicenseGroupOperation,
   Operation,
   UserFields,
   UserOperation,
@@ -42,18 +45,27 @@ export function snapshotRequest(doc: BatchDocument, principal?: Principal): Snap
   if (principal?.actingUser) users.add(userKey(principal.actingUser));
   const companies = new Set<string>();
   const prefixes = new Set<string>();
+  const groups = new Set<string>(principal ? [principal.scope] : []);
+  const counted = new Set<string>();
   for (const op of doc.operations) {
     if (op.kind === 'user' || op.kind === 'access') {
       if (op.username) users.add(userKey(op.username));
     }
+    if ((op.kind === 'user' || op.kind === 'company') && op.fields.licenseGroup) groups.add(op.fields.licenseGroup);
     if (op.kind === 'access' && op.company) companies.add(op.company);
     if (op.kind === 'company') {
       if (op.id) companies.add(op.id);
       else if (op.fields.name) prefixes.add(deriveCompanyId(op.fields.name).slice(0, PREFIX_LENGTH));
       if (op.fields.adminUser) users.add(userKey(op.fields.adminUser));
     }
+    if (op.kind === 'licenseGroup' && op.id) {
+      groups.add(op.id);
+      if (op.fields.parent) groups.add(op.fields.parent);
+      if (op.fields.params?.taskUser) users.add(userKey(op.fields.params.taskUser));
+      if (op.action === 'delete') counted.add(op.id);
+    }
   }
-  return { userKeys: [...users], companyIds: [...companies], companyIdPrefixes: [...prefixes] };
+  return { userKeys: [...users], companyIds: [...companies], companyIdPrefixes: [...prefixes], groupIds: [...groups], groupCounts: [...counted] };
 }
 
 class Outcome {
@@ -121,6 +133,19 @@ function sameCompany(a: CompanyRecord, b: CompanyRecord): boolean {
   );
 }
 
+function sameParams(a: GroupParams, b: GroupParams): boolean {
+  return GROUP_PARAMS.every((p) => a[p] === b[p]);
+}
+
+function sameGroup(a: GroupRecord, b: GroupRecord): boolean {
+  return a.name === b.name && a.parentId === b.parentId && a.seats === b.seats && a.seatsUsed === b.seatsUsed && sameParams(a.params, b.params);
+}
+
+/** Whether a user takes one of the seats of its group and every group above (SPEC §7.2): active, and not READ_ONLY. */
+function takesSeat(user: UserRecord | undefined): boolean {
+  return user !== undefined && !user.deleted && user.userType !== 'READ_ONLY';
+}
+
 /**
  * The in-memory store a batch runs against: the snapshot plus every change made so far,
  * so that later operations see earlier ones. At the end it reduces to the net ChangeSet.
@@ -140,6 +165,16 @@ class WorkingState {
   /** Companies of the snapshot deleted during the batch: their stored grants are gone with them. */
   private readonly deletedCompanies = new Set<string>();
 
+  /** The loaded part of the tree: every group the batch touches, with its ancestors. */
+  readonly groups: GroupTree;
+  private readonly originalGroups = new Map<string, GroupRecord>();
+  private readonly touchedGroups = new Set<string>();
+  private readonly groupMoves: GroupMove[] = [];
+  /** The group of each company a stored grant names. */
+  private readonly grantGroups = new Map<string, string>();
+  /** What is left in the groups the batch may delete, kept up to date as it moves things. */
+  private readonly contents = new Map<string, GroupContents>();
+
   constructor(snapshot: Snapshot) {
     for (const u of snapshot.users) {
       this.originalUsers.set(u.key, u);
@@ -153,6 +188,64 @@ class WorkingState {
       this.originalGrants.set(pairKey(a.userKey, a.companyId), a.role);
       this.setGrant(a.userKey, a.companyId, a.role);
     }
+    this.groups = new GroupTree(snapshot.groups);
+    for (const [id, group] of Object.entries(snapshot.grantGroups ?? {})) this.grantGroups.set(id, group);
+    for (const g of snapshot.groups) this.originalGroups.set(g.id, g);
+    for (const c of snapshot.groupContents) this.contents.set(c.id, { ...c });
+  }
+
+  grantGroupOf(companyId: string): string | undefined {
+    return this.grantGroups.get(companyId);
+  }
+
+  /** What is left in a group the snapshot counted, or undefined. */
+  contentsOf(id: string): GroupContents | undefined {
+    return this.contents.get(id);
+  }
+
+  private count(group: string | null | undefined, what: 'groups' | 'users' | 'companies', delta: number): void {
+    const c = group ? this.contents.get(group) : undefined;
+    if (c) c[what] += delta;
+  }
+
+  putGroup(group: GroupRecord): void {
+    this.groups.put(group);
+    this.touchedGroups.add(group.id);
+  }
+
+  createGroup(group: GroupRecord): void {
+    this.putGroup(group);
+    this.groupMoves.push({ kind: 'create', id: group.id, parentId: group.parentId as string });
+    this.count(group.parentId, 'groups', 1);
+  }
+
+  /** Moves a group with its subtree: its seats go from the old chain of ancestors to the new one. */
+  moveGroup(group: GroupRecord, parentId: string): void {
+    const from = group.parentId as string;
+    this.groups.addSeats(from, -group.seatsUsed);
+    this.putGroup({ ...(this.groups.get(group.id) as GroupRecord), parentId });
+    this.groups.addSeats(parentId, group.seatsUsed);
+    for (const g of this.groups.chain(from)) this.touchedGroups.add(g.id);
+    for (const g of this.groups.chain(parentId)) this.touchedGroups.add(g.id);
+    this.groupMoves.push({ kind: 'move', id: group.id, parentId });
+    this.count(from, 'groups', -1);
+    this.count(parentId, 'groups', 1);
+  }
+
+  deleteGroup(group: GroupRecord): void {
+    this.groups.delete(group.id);
+    this.touchedGroups.add(group.id);
+    this.groupMoves.push({ kind: 'delete', id: group.id, parentId: group.parentId as string });
+    this.count(group.parentId, 'groups', -1);
+  }
+
+  /** A user's seat and its place in the counts move with it: off the old group, onto the new one. */
+  private userMoved(before: UserRecord | undefined, after: UserRecord): void {
+    if (takesSeat(before)) this.groups.addSeats((before as UserRecord).licenseGroup, -1);
+    if (takesSeat(after)) this.groups.addSeats(after.licenseGroup, 1);
+    for (const u of [before, after]) if (u) for (const g of this.groups.chain(u.licenseGroup)) this.touchedGroups.add(g.id);
+    if (before && !before.deleted) this.count(before.licenseGroup, 'users', -1);
+    if (!after.deleted) this.count(after.licenseGroup, 'users', 1);
   }
 
   /** The user as the snapshot had it, before this batch. */
@@ -185,28 +278,37 @@ class WorkingState {
   }
 
   putUser(user: WorkingUser): void {
+    this.userMoved(this.users.get(user.key), user);
     this.users.set(user.key, user);
     this.touchedUsers.add(user.key);
   }
 
   putCompany(company: CompanyRecord): void {
+    const before = this.companies.get(company.id);
+    this.count(before?.licenseGroup, 'companies', -1);
+    this.count(company.licenseGroup, 'companies', 1);
     this.companies.set(company.id, company);
     this.touchedCompanies.add(company.id);
   }
 
   deleteCompany(id: string): void {
     for (const user of this.grantees.get(id) ?? []) this.revoke(user, id);
+    this.count(this.companies.get(id)?.licenseGroup, 'companies', -1);
     this.companies.delete(id);
     this.touchedCompanies.add(id);
     if (this.originalCompanies.has(id)) this.deletedCompanies.add(id);
   }
 
-  changes(): ChangeSet {
+  /** The net changes; `algorithmOf` names the algorithm of a user's new plain-text password. */
+  changes(algorithmOf: (user: WorkingUser) => PlannedUser['hashAlgorithm']): ChangeSet {
     const users: PlannedUser[] = [];
     for (const key of this.touchedUsers) {
       const now = this.users.get(key) as WorkingUser;
       const before = this.originalUsers.get(key);
-      if (!before || !sameUser(before, now)) users.push(now);
+      if (!before || !sameUser(before, now)) {
+        const algorithm = now.newPassword === undefined ? undefined : algorithmOf(now);
+        users.push(algorithm === undefined ? now : { ...now, hashAlgorithm: algorithm });
+      }
     }
     const companies: CompanyRecord[] = [];
     for (const id of this.touchedCompanies) {
@@ -223,7 +325,13 @@ class WorkingState {
       if (now) grantedAccess.push({ ...pair, role: now });
       else revokedAccess.push(pair);
     }
-    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess };
+    const groups: GroupRecord[] = [];
+    for (const id of this.touchedGroups) {
+      const now = this.groups.get(id);
+      const before = this.originalGroups.get(id);
+      if (now && (!before || !sameGroup(before, now))) groups.push(now);
+    }
+    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess, groupMoves: this.groupMoves, groups };
   }
 }
 
@@ -251,6 +359,8 @@ class Planner {
         }
         case 'access':
           return { ...head, ...this.access(op) };
+        case 'licenseGroup':
+          return { ...head, ...this.licenseGroup(op) };
         default:
           return { ...head, status: 'FAILED', message: 'unknown operation' };
       }
@@ -348,8 +458,63 @@ class Planner {
     this.requireNoTakeover(target);
   }
 
-  private liveUser(username: string, what = 'user'): WorkingUser {
+  // ── scope (SPEC §7): what lies outside it behaves as if it did not exist ────────────────
+
+  private get scope(): string {
+    return this.ctx.principal.scope;
+  }
+
+  /** Whether a group exists (as far as the batch has got) and lies inside the principal's scope. */
+  private groupVisible(id: string): boolean {
+    return this.state.groups.isWithin(id, this.scope);
+  }
+
+  /** A user of the scope (deleted ones included), or undefined — also for one that exists outside it. */
+  private userInScope(username: string): WorkingUser | undefined {
     const user = this.state.users.get(userKey(username));
+    return user && this.groupVisible(user.licenseGroup) ? user : undefined;
+  }
+
+  private companyInScope(id: string): CompanyRecord | undefined {
+    const company = this.state.companies.get(id);
+    return company && this.groupVisible(company.licenseGroup) ? company : undefined;
+  }
+
+  /** Whether a company a grant names lies in the scope, loaded or not (its group came with the grant). */
+  private grantInScope(companyId: string): boolean {
+    const company = this.state.companies.get(companyId);
+    const group = company ? company.licenseGroup : this.state.grantGroupOf(companyId);
+    return group !== undefined && this.groupVisible(group);
+  }
+
+  /** A group of the scope named by a user, a company or a parent: FAILED, as for any unknown id, when it is not one. */
+  private visibleGroup(id: string): GroupRecord {
+    const group = this.state.groups.get(id);
+    if (!group || !this.groupVisible(id)) return fail(`license group '${id}' does not exist`);
+    return group;
+  }
+
+  /**
+   * A user may take a seat in `group` unless a limit on the way up to root is full (SPEC §7.2).
+   * `before` is the user as it stands: a seat it already takes on a common ancestor is not
+   * counted twice.
+   */
+  private requireSeat(before: UserRecord | undefined, after: UserRecord): void {
+    if (!takesSeat(after)) return;
+    const already = takesSeat(before) ? this.state.groups.chain((before as UserRecord).licenseGroup) : [];
+    for (const g of this.state.groups.chain(after.licenseGroup)) {
+      if (g.seats === null || already.some((a) => a.id === g.id)) continue;
+      if (g.seatsUsed + 1 > g.seats) fail(noFreeSeat(g));
+    }
+  }
+
+  /** The group's effective parameter (SPEC §7.3), or undefined for the server's default. */
+  private effective(group: string, name: GroupParam): string | undefined {
+    return this.state.groups.effective(group, name)?.value;
+  }
+
+  private liveUser(username: string, what = 'user'): WorkingUser {
+    const user = this.userInScope(username);
     if (!user) return fail(`${what} '${username}' does not exist`);
     if (user.deleted) return fail(`${what} '${username}' is deleted`);
     return user;
@@ -359,33 +524,41 @@ class Planner {
 
   private user(op: UserOperation): Outcome {
     const username = op.username as string;
-    const current = this.state.users.get(userKey(username));
+    const current = this.userInScope(username);
     if (op.action === 'delete') {
       if (!current) return skip('user does not exist');
       if (current.deleted) return skip('user is already deleted');
       this.require('deleteUser');
       this.requireNoTakeover(current);
+      // Its seat is free at once: a later operation of the batch may take it (SPEC §7.2).
       this.state.putUser({ ...current, deleted: true });
       return new Outcome('DELETED');
     }
+    // Usernames are global: one taken outside the scope cannot be created, and says no more than that.
+    if (!current && this.state.users.has(userKey(username))) return fail(`username ${username} is not available`);
+    const group = op.fields.licenseGroup === undefined ? undefined : this.visibleGroup(op.fields.licenseGroup).id;
     if (!current || current.deleted) {
       this.require('createUser');
       if (current && op.fields.password?.kind === 'plain') this.requireMayNamePassword(current);
-      const base = current ? { ...current, deleted: false } : newUserRecord(username, this.ctx.principal.scope);
-      const created = this.applyUserFields({ ...base }, op.fields);
+      const base = current ? { ...current, deleted: false } : newUserRecord(username, this.scope);
+      const created = this.applyUserFields({ ...base, licenseGroup: group ?? base.licenseGroup }, op.fields);
       // A restored user comes back with its access list and permissions: a new password for it is a
       // password change, and bringing back one who outranks the actor is a takeover.
       if (current && passwordChanged(base, created)) this.require('changeOthersPassword');
       if (!samePermissions(base.permissions, created.permissions)) this.require('changePermissions');
       if (current) this.requireNoTakeover(current);
       this.requireWithinOwnPermissions(base.permissions, created.permissions);
+      if (current && created.licenseGroup !== current.licenseGroup) this.require('moveToGroup');
+      this.requireSeat(undefined, created);
       this.state.putUser(created);
       return current ? new Outcome('CREATED', 'restored') : new Outcome('CREATED');
     }
     if (op.fields.password?.kind === 'plain') this.requireMayNamePassword(current);
-    const next = this.applyUserFields({ ...current }, op.fields);
+    const next = this.applyUserFields({ ...current, licenseGroup: group ?? current.licenseGroup }, op.fields);
     if (sameUser(current, next)) return skip();
     this.requireUserChange(current, next);
+    if (next.licenseGroup !== current.licenseGroup) this.require('moveToGroup');
+    this.requireSeat(current, next);
     this.state.putUser(next);
     return new Outcome('UPDATED');
   }
@@ -430,14 +603,16 @@ class Planner {
   private company(op: CompanyOperation, head: OperationResult): Outcome {
     if (op.action === 'delete') {
       if (!op.id) return fail('a company delete needs an <id>');
-      if (!this.state.companies.has(op.id)) return skip('company does not exist');
+      if (!this.companyInScope(op.id)) return skip('company does not exist');
       this.require('deleteCompany');
       this.state.deleteCompany(op.id);
       return new Outcome('DELETED');
     }
     const id = op.id ?? this.resolveDerivedId(op.fields.name);
     head.id = id;
-    const current = this.state.companies.get(id);
+    const current = this.companyInScope(id);
+    // Company ids are global: one taken outside the scope cannot be created, and says no more than that.
+    if (!current && this.state.companies.has(id)) return fail(`company id ${id} is not available`);
     return current ? this.updateCompany(current, op.fields) : this.createCompany(id, op.fields);
   }
 
@@ -445,14 +620,15 @@ class Planner {
    * An id derived from a name belongs to the company of that very name when one exists among
    * the candidates (base, base_1, …), so a re-sent batch updates it instead of creating another
    * one; otherwise the first free candidate is taken (a different company that happens to
-   * derive the same id makes the next free suffix).
+   * derive the same id makes the next free suffix). Only a company of the scope can be that
+   * company; ids taken anywhere are skipped (they are global, SPEC §7).
    */
   private resolveDerivedId(name: string | undefined): string {
     if (!name) return fail('a company needs an <id> or a <name>');
     const base = deriveCompanyId(name);
     let sameName: { n: number; id: string } | undefined;
     for (const company of this.state.companies.values()) {
-      if (company.name !== name) continue;
+      if (company.name !== name || !this.groupVisible(company.licenseGroup)) continue;
       const n = companyIdCandidateIndex(base, company.id);
       if (n !== undefined && (!sameName || n < sameName.n)) sameName = { n, id: company.id };
     }
@@ -467,11 +643,14 @@ class Planner {
     this.require('createCompany');
     if (!fields.name) return fail(`company '${id}' does not exist, and a company cannot be created without a <name>`);
     if (!fields.adminUser) return fail('a company cannot be created without an admin user (<adminUser>)');
-    const admin = this.state.users.get(userKey(fields.adminUser));
+    const admin = this.userInScope(fields.adminUser);
     if (!admin || admin.deleted) {
       return fail(`a company cannot be created without an admin user: user '${fields.adminUser}' ${admin ? 'is deleted' : 'does not exist'}`);
     }
-    const country = fields.country ?? DEFAULT_COUNTRY;
+    const group = fields.licenseGroup === undefined ? this.scope : this.visibleGroup(fields.licenseGroup).id;
+    // A company that names no country takes its group's (SPEC §7.3), else CZ.
+    const inherited = this.effective(group, 'country');
+    const country = fields.country ?? (inherited !== undefined && isCountry(inherited) ? inherited : DEFAULT_COUNTRY);
     const company: CompanyRecord = {
       id,
       name: fields.name,
@@ -479,7 +658,7 @@ class Planner {
       ...emptyValues(COMPANY_FIELDS),
       type: fields.type ?? defaultOrgType(country),
       show: fields.show ?? true,
-      licenseGroup: this.ctx.principal.scope,
+      licenseGroup: group,
     };
     assignValues(COMPANY_FIELDS, company, fields);
     assertCompanyConsistent(company, fields);
@@ -495,6 +674,7 @@ class Planner {
     assignValues(COMPANY_FIELDS, next, fields);
     if (fields.type !== undefined) next.type = fields.type;
     if (fields.show !== undefined) next.show = fields.show;
+    if (fields.licenseGroup !== undefined) next.licenseGroup = this.visibleGroup(fields.licenseGroup).id;
     assertCompanyConsistent(next, fields);
     const admin = fields.adminUser === undefined ? undefined : this.liveUser(fields.adminUser, 'admin user');
     const adminNeedsGrant = admin !== undefined && this.state.grantsOf(admin.key).get(current.id) !== 'ADMIN';
@@ -504,6 +684,7 @@ class Planner {
     // Making a user ADMIN through <adminUser> grants access, so it needs what <access> needs.
     if (adminNeedsGrant) this.requireAccessChange(current.id);
     else this.requireCompanyAdmin(current.id);
+    if (next.licenseGroup !== current.licenseGroup) this.require('moveToGroup');
     if (changed) this.state.putCompany(next);
     if (admin && adminNeedsGrant) this.state.grant(admin.key, current.id, 'ADMIN');
     return new Outcome('UPDATED');
@@ -517,7 +698,7 @@ class Planner {
     const grants = this.state.grantsOf(user.key);
     if (op.action === 'delete') {
       if (!op.company) return fail('an <access action="delete"> needs a company id');
-      if (!this.state.companies.has(op.company)) return skip('company does not exist');
+      if (!this.companyInScope(op.company)) return skip('company does not exist');
       if (!grants.has(op.company)) return skip(`user has no access to ${op.company}`);
       this.requireAccessChange(op.company);
       this.state.revoke(user.key, op.company);
@@ -527,10 +708,11 @@ class Planner {
       if (!op.role) return fail('an <access> needs a company id, a role attribute, or both');
       return this.setRoleEverywhere(user.key, grants, op.role);
     }
-    const company = this.state.companies.get(op.company);
+    const company = this.companyInScope(op.company);
     if (!company) return fail(`company '${op.company}' does not exist`);
     const current = grants.get(op.company);
-    const wanted = op.role ?? current ?? user.defaultRole ?? DEFAULT_ROLE;
+    // A new grant takes the user's own default role, else its group's (SPEC §7.3), else UZIVATEL.
+    const wanted = op.role ?? current ?? user.defaultRole ?? findRole(this.effective(user.licenseGroup, 'defaultRole') ?? '') ?? DEFAULT_ROLE;
     if (current === wanted) return skip();
     if (!company.show) return fail(`company '${op.company}' is hidden; no access can be granted to it`);
     this.requireAccessChange(op.company);
@@ -539,17 +721,130 @@ class Planner {
   }
 
   private setRoleEverywhere(user: string, grants: Map<string, RoleCode>, role: RoleCode): Outcome {
-    if (grants.size === 0) return skip('user has no access to any company');
-    const changing = [...grants].filter(([, r]) => r !== role).map(([c]) => c);
+    // Grants to companies outside the scope are not the principal's to see or change.
+    const visible = [...grants].filter(([c]) => this.grantInScope(c));
+    if (visible.length === 0) return skip('user has no access to any company');
+    const changing = visible.filter(([, r]) => r !== role).map(([c]) => c);
     if (changing.length === 0) return skip();
     for (const company of changing) this.requireAccessChange(company);
     for (const company of changing) this.state.grant(user, company, role);
     return new Outcome('UPDATED');
   }
 
-  changes(): ChangeSet {
-    return this.state.changes();
+  // ── license groups (SPEC §7.1) ──────────────────────────────────────────────────────
+
+  private licenseGroup(op: LicenseGroupOperation): Outcome {
+    this.require('changeGroups');
+    const id = op.id as string;
+    const existing = this.state.groups.get(id);
+    const visible = existing !== undefined && this.groupVisible(id);
+    if (op.action === 'delete') {
+      if (!visible) return skip('license group does not exist');
+      if (id === ROOT_GROUP) return fail('license group root cannot be deleted');
+      this.requireBelowScope(id);
+      const left = this.state.contentsOf(id);
+      const parts = left ? leftIn(left) : [];
+      if (parts.length) return fail(`license group ${id} is not empty: ${parts.join(', ')}`);
+      this.state.deleteGroup(existing);
+      return new Outcome('DELETED');
+    }
+    const fields = op.fields;
+    if (!visible) {
+      // Group ids are global too: one taken outside the scope cannot be created.
+      if (existing) return fail(`license group id ${id} is not available`);
+      if (!fields.name) return fail(`license group '${id}' does not exist, and a license group cannot be created without a <name>`);
+      const parent = this.visibleGroup(fields.parent ?? this.scope);
+      const group: GroupRecord = { id, name: fields.name, parentId: parent.id, seats: fields.seats ?? null, seatsUsed: 0, params: {} };
+      group.params = this.applyParams(group, fields.params);
+      this.state.createGroup(group);
+      return new Outcome('CREATED');
+    }
+    const next: GroupRecord = { ...existing, params: this.applyParams(existing, fields.params) };
+    if (fields.name !== undefined) next.name = fields.name;
+    if (fields.seats !== undefined) next.seats = fields.seats;
+    const parent = fields.parent === undefined || fields.parent === existing.parentId ? undefined : this.visibleGroup(fields.parent);
+    if (parent) next.parentId = parent.id;
+    if (sameGroup(existing, next)) return skip();
+    if (id === ROOT_GROUP) {
+      if (next.name !== existing.name || parent) return fail('license group root cannot be renamed or given a parent');
+      // Only a root principal sets root's seats and parameters: for everyone else root lies above its scope.
+      this.requireBelowScope(id);
+    } else {
+      this.requireBelowScope(id);
+    }
+    if (next.seats !== null && next.seats < existing.seatsUsed) {
+      return fail(`the seats of license group ${id} cannot be ${next.seats}: ${existing.seatsUsed} are in use`);
+    }
+    if (parent) this.requireMove(existing, parent);
+    this.state.putGroup({ ...next, parentId: existing.parentId });
+    if (parent) this.state.moveGroup(this.state.groups.get(id) as GroupRecord, parent.id);
+    return new Outcome('UPDATED');
   }
+
+  /**
+   * A principal changes only the groups strictly below its own: its own group and everything
+   * above it are set from above (SPEC §7.1). A root principal is the one exception, for root's own
+   * seats and parameters.
+   */
+  private requireBelowScope(id: string): void {
+    if (this.state.groups.isBelow(id, this.scope)) return;
+    if (id === ROOT_GROUP && this.scope === ROOT_GROUP) return;
+    fail(`permission denied: license group ${id} is your own group; it is changed from above`);
+  }
+
+  /** A move keeps the tree a tree, stays inside the scope, and fits every seat limit of the new ancestors. */
+  private requireMove(group: GroupRecord, parent: GroupRecord): void {
+    if (this.state.groups.isWithin(parent.id, group.id)) {
+      fail(`license group ${group.id} cannot move under ${parent.id}: ${parent.id} ${parent.id === group.id ? 'is the group itself' : 'lies inside it'}`);
+    }
+    const oldChain = this.state.groups.chain(group.parentId as string);
+    for (const g of this.state.groups.chain(parent.id)) {
+      if (g.seats === null || oldChain.some((o) => o.id === g.id)) continue;
+      if (g.seatsUsed + group.seatsUsed > g.seats) {
+        fail(`license group ${group.id} cannot move under ${parent.id}: its ${group.seatsUsed} seats do not fit in group ${g.id} (${g.seatsUsed} of ${g.seats} used)`);
+      }
+    }
+  }
+
+  /** The group's own parameters after `given` (null removes one); a taskUser must be able to act for the group. */
+  private applyParams(group: GroupRecord, given: Partial<Record<GroupParam, string | null>> | undefined): GroupParams {
+    const params: GroupParams = { ...group.params };
+    for (const name of GROUP_PARAMS) {
+      const value = given?.[name];
+      if (value === undefined) continue;
+      if (value === null) {
+        delete params[name];
+        continue;
+      }
+      if (name === 'taskUser' && value !== group.params.taskUser) this.requireTaskUser(group, value);
+      params[name] = value;
+    }
+    return params;
+  }
+
+  /** A group's taskUser (SPEC §7.3, §10.3) is a user of the scope whose own group contains the group. */
+  private requireTaskUser(group: GroupRecord, username: string): void {
+    const user = this.userInScope(username);
+    if (!user || user.deleted) fail(`parameter taskUser: user '${username}' does not exist`);
+    const own = (user as WorkingUser).licenseGroup;
+    if (own !== group.id && !this.state.groups.chain(group.parentId ?? group.id).some((g) => g.id === own)) {
+      fail(`parameter taskUser: user '${username}' belongs to license group ${own}, which does not contain license group ${group.id}`);
+    }
+  }
+
+  /** A new plain-text password takes its user's group's passwordHash (SPEC §7.3), else the server's (left undefined). */
+  changes(): ChangeSet {
+    return this.state.changes((user) => {
+      const inherited = this.effective(user.licenseGroup, 'passwordHash');
+      return inherited !== undefined && isHashAlgorithm(inherited) ? inherited : undefined;
+    });
+  }
+}
+
+/** "2 users, 1 company": what keeps a group from being deleted. */
+function leftIn(c: GroupContents): string[] {
+  const of = (n: number, one: string, many: string): string[] => (n === 0 ? [] : [`${n} ${n === 1 ? one : many}`]);
+  return [...of(c.groups, 'group', 'groups'), ...of(c.users, 'user', 'users'), ...of(c.companies, 'company', 'companies'), ...of(c.certificates, 'certificate', 'certificates')];
 }
 
 function assertCompanyConsistent(company: CompanyRecord, fields: CompanyFields): void {
@@ -573,6 +868,8 @@ function describe(op: Operation): OperationResult {
       return { type: 'COMPANY', action, id: op.id ?? (op.fields.name ? deriveCompanyId(op.fields.name) : ''), status: 'FAILED' };
     case 'access':
       return { type: 'ACCESS_LIST', action, id: `${op.username ?? ''}@${op.company ?? '*'}`, status: 'FAILED' };
+    case 'licenseGroup':
+      return { type: 'LICENSE_GROUP', action, id: op.id ?? '', status: 'FAILED' };
     default:
       return { type: 'UNKNOWN', action, id: op.element, status: 'FAILED' };
   }
@@ -588,7 +885,7 @@ export function planBatch(doc: BatchDocument, snapshot: Snapshot, ctx: PlanConte
   if (doc.atomic && results.some((r) => r.status === 'FAILED')) {
     return {
       results: results.map((r) => (r.status === 'FAILED' ? r : { ...r, status: 'SKIPPED', message: 'rolled back' })),
-      changes: { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [] },
+      changes: emptyChangeSet(),
     };
   }
   return { results, changes: planner.changes() };

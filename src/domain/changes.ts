@@ -1,5 +1,7 @@
 import type { AccessRecord } from './access';
 import type { CompanyRecord } from './companies';
+import type { GroupRecord } from './groups';
+import type { HashAlgorithm } from './passwords';
 import type { UserRecord } from './users';
 
 /**
@@ -14,6 +16,24 @@ export interface Snapshot {
   companies: readonly CompanyRecord[];
   /** Every grant of every user in `users`. */
   access: readonly AccessRecord[];
+  /** The license group of every company a grant in `access` names (whether the company is loaded or not). */
+  grantGroups?: Readonly<Record<string, string>>;
+  /**
+   * The license groups the batch touches — its principal's scope, the groups it names, the groups
+   * of `users` and `companies` — each with all its ancestors up to root.
+   */
+  groups: readonly GroupRecord[];
+  /** What is left in the groups a batch may delete (SnapshotRequest.groupCounts). */
+  groupContents: readonly GroupContents[];
+}
+
+/** What is left in a group: child groups, users that are not deleted, companies, certificates not revoked. */
+export interface GroupContents {
+  id: string;
+  groups: number;
+  users: number;
+  companies: number;
+  certificates: number;
 }
 
 /** The keys a batch may touch; the store loads exactly these into a Snapshot. */
@@ -22,12 +42,21 @@ export interface SnapshotRequest {
   companyIds: string[];
   /** Companies whose id starts with one of these, for ids derived from a name. */
   companyIdPrefixes: string[];
+  /** Groups to load with their ancestors (besides those of the users and companies loaded). */
+  groupIds: string[];
+  /** Groups whose contents to count: those a batch may delete. */
+  groupCounts: string[];
 }
 
 export interface PlannedUser extends UserRecord {
   /** A plain-text password to hash before writing; passwordHash is then to be replaced. */
   newPassword?: string;
+  /** The algorithm for newPassword: the passwordHash parameter of the user's group (SPEC §7.3), else the server's. */
+  hashAlgorithm?: HashAlgorithm;
 }
+
+/** A change of the group tree, applied in the batch's order (the closure of ancestors follows each). */
+export type GroupMove = { kind: 'create' | 'move'; id: string; parentId: string } | { kind: 'delete'; id: string; parentId: string };
 
 /** The net effect of a batch, in the order the store applies it. */
 export interface ChangeSet {
@@ -36,4 +65,12 @@ export interface ChangeSet {
   companies: CompanyRecord[];
   revokedAccess: Array<Pick<AccessRecord, 'userKey' | 'companyId'>>;
   grantedAccess: AccessRecord[];
+  /** Groups created, moved or deleted, in the batch's order. */
+  groupMoves: GroupMove[];
+  /** Groups whose row changed (name, parent, seats, seats used, parameters), as they end; created ones included. */
+  groups: GroupRecord[];
+}
+
+export function emptyChangeSet(): ChangeSet {
+  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [] };
 }

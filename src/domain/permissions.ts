@@ -61,6 +61,10 @@ export const NEEDS = {
   /** Plus the ADMIN role in that company or manageAll: see runsCompany. */
   changeAccess: { allOf: ['grantPermission'] },
   createCompany: { allOf: ['createCompany'] },
+  /** Moving a user or a company to another license group changes whose licenses it uses (SPEC §7). */
+  moveToGroup: { allOf: ['licenseManagement'] },
+  /** Any <licenseGroup> operation (SPEC §7.1). */
+  changeGroups: { allOf: ['licenseManagement'] },
   deleteCompany: { allOf: ['deleteCompany'] },
   sendSessionBatch: { allOf: ['manageAll', 'licenseManagement'] },
   /** Seeing other users in /u, and the journal entries of batches others sent. */

@@ -119,15 +119,19 @@ export async function authenticate(req: Request, options: AuthOptions): Promise<
   if (why || !user) {
     throw new FlexiError('forbidden', `Cannot act as '${username}': that user ${why ?? 'does not exist'}; nothing was applied.`);
   }
-  return { ...principal, actingUser: user.username };
+  // Acting as a user is acting within that user's own scope, which lies inside the credential's (SPEC §7).
+  return { ...principal, scope: user.licenseGroup, actingUser: user.username };
 }
 
 function sessionPrincipal(req: Request, sessionId: string, options: AuthOptions): Promise<Principal> {
   return asAttempt(options.throttle.begin(clientAddress(req)), async () => {
-    const user = await options.store.useSession(sessionIdHash(sessionId), Date.now(), options.sessionIdleMs);
-    if (!user) refuse(options, req, { kind: 'session-unknown', reason: 'unknown or expired session' });
+    const session = await options.store.useSession(sessionIdHash(sessionId), Date.now(), options.sessionIdleMs);
+    if (!session) refuse(options, req, { kind: 'session-unknown', reason: 'unknown or expired session' });
+    const { user, tenant } = session;
     if (userUnavailable(user)) refuse(options, req, { kind: 'session-user-unavailable', reason: `session user ${user.username} ${userUnavailable(user)}` });
-    return { kind: 'session', name: user.username, scope: user.licenseGroup, actingUser: user.username };
+    // The session works in its tenant (SPEC §7.5) while that still lies in its user's scope (a user can be moved).
+    const inTenant = tenant !== null && tenant !== user.licenseGroup && (await options.store.groupInScope(user.licenseGroup, tenant));
+    return { kind: 'session', name: user.username, scope: inTenant ? tenant : user.licenseGroup, actingUser: user.username };
   });
 }
 

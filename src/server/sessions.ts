@@ -13,9 +13,10 @@ export function sessionIdHash(sessionId: string): string {
 }
 
 export type LoginResult =
-  | { ok: true; sessionId: string; user: UserRecord }
+  | { ok: true; sessionId: string; user: UserRecord; tenant: string; tenants: string[] }
   | { ok: false; reason: 'wrong-credentials'; pbkdf2Iterations: number }
-  | { ok: false; reason: 'blocked'; username: string; message: string };
+  | { ok: false; reason: 'blocked'; username: string; message: string }
+  | { ok: false; reason: 'tenant'; tenant: string };
 
 /**
  * Any stored hash format verifies (SPEC §4.3). The block message is revealed only to
@@ -23,7 +24,8 @@ export type LoginResult =
  * wrong password, and cost the same work (PasswordChecks). A password that matched a form weaker
  * than the server's policy is stored in the policy's form from then on.
  */
-export async function login(store: Store, checks: PasswordChecks, username: string, password: string, sessionIdleMs: number): Promise<LoginResult> {
+export async function login(store: Store, checks: PasswordChecks, credentials: { username: string; password: string; tenant?: string }, sessionIdleMs: number): Promise<LoginResult> {
+  const { username, password } = credentials;
   // Logins are global: a username is unique across every license group.
   const user = await store.findUserRecord(ROOT_GROUP, username);
   const stored = user?.passwordHash ?? null;
@@ -32,8 +34,26 @@ export async function login(store: Store, checks: PasswordChecks, username: stri
   if (user.blocked) {
     return { ok: false, reason: 'blocked', username: user.username, message: user.blockMessage ?? `user ${user.username} is blocked` };
   }
+  // SPEC §7.5: the tenant asked for (a group of the user's scope, remembered for the next login), else
+  // the one selected last while it is still in scope, else the user's own group.
+  let tenant = user.licenseGroup;
+  if (credentials.tenant !== undefined) {
+    if (!(await store.groupInScope(user.licenseGroup, credentials.tenant))) return { ok: false, reason: 'tenant', tenant: credentials.tenant };
+    tenant = credentials.tenant;
+  } else {
+    const last = await store.lastTenantOf(user.key);
+    if (last !== undefined && (await store.groupInScope(user.licenseGroup, last))) tenant = last;
+  }
   if (check.upgrade !== undefined) await store.upgradePasswordHash(user.key, user.passwordHash, check.upgrade);
   const sessionId = newSessionId();
-  await store.createSession({ idHash: sessionIdHash(sessionId), userKey: user.key, now: Date.now(), idleMs: sessionIdleMs });
-  return { ok: true, sessionId, user };
+  await store.createSession({
+    idHash: sessionIdHash(sessionId),
+    userKey: user.key,
+    now: Date.now(),
+    idleMs: sessionIdleMs,
+    tenant: tenant === user.licenseGroup ? null : tenant,
+    remember: credentials.tenant !== undefined,
+  });
+  const tenants = ((await store.tenantsOf(user.licenseGroup, user.username)) ?? []).map((t) => t.id);
+  return { ok: true, sessionId, user, tenant, tenants };
 }

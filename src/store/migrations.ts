@@ -25,6 +25,7 @@ export interface ColumnSpec {
 }
 
 export type Step =
+  | { createTable: { name: string; columns: ColumnSpec[]; primaryKey: string[] } }
   | { addColumn: { table: string; column: ColumnSpec } }
   | { createIndex: { name: string; table: string; columns: string[]; unique?: boolean } }
   | { sql: Record<DialectName, string> };
@@ -56,6 +57,10 @@ function columnDdl(column: ColumnSpec, dialect: DialectName): string {
 export function renderStep(step: Step, dialect: DialectName): string {
   if ('sql' in step) return step.sql[dialect];
   if ('addColumn' in step) return `ALTER TABLE ${step.addColumn.table} ADD COLUMN ${columnDdl(step.addColumn.column, dialect)}`;
+  if ('createTable' in step) {
+    const { name, columns, primaryKey } = step.createTable;
+    return `CREATE TABLE ${name} (${[...columns.map((c) => columnDdl(c, dialect)), `PRIMARY KEY (${primaryKey.join(', ')})`].join(', ')})`;
+  }
   const { name, table, columns, unique } = step.createIndex;
   return `CREATE ${unique ? 'UNIQUE ' : ''}INDEX ${name} ON ${table}(${columns.join(', ')})`;
 }
@@ -64,6 +69,19 @@ export function renderStep(step: Step, dialect: DialectName): string {
 export function renderMigration(migration: Migration, dialect: DialectName): string[] {
   return migration.steps.map((step) => renderStep(step, dialect));
 }
+
+const UPDATED_AT = 'UPDATE license_groups SET updated_at = created_at';
+
+/** Every (ancestor, descendant, depth) of the groups that exist, found by walking down from each. */
+const CLOSURE_OF_EXISTING = `INSERT INTO license_group_closure (ancestor, descendant, depth)
+  WITH RECURSIVE walk(ancestor, descendant, depth) AS (
+    SELECT id, id, 0 FROM license_groups
+    UNION ALL SELECT w.ancestor, g.id, w.depth + 1 FROM walk w JOIN license_groups g ON g.parent_id = w.descendant)
+  SELECT ancestor, descendant, depth FROM walk`;
+
+const SEATS_OF_EXISTING = `UPDATE license_groups SET seats_used = (
+  SELECT count(*) FROM users u JOIN license_group_closure c ON c.descendant = u.license_group
+   WHERE c.ancestor = license_groups.id AND u.deleted = 0 AND u.user_type <> 'READ_ONLY')`;
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -303,6 +321,46 @@ export const MIGRATIONS: readonly Migration[] = [
     steps: [
       { addColumn: { table: 'users', column: { name: 'valid_until', type: 'text' } } },
       { addColumn: { table: 'companies', column: { name: 'valid_until', type: 'text' } } },
+    ],
+  },
+  {
+    // SPEC §7: the license group tree. A closure table holds every (ancestor, descendant) pair, so a
+    // scope is one indexed lookup; seats_used keeps each subtree's active NORMAL and REST_API users
+    // (kept by the batches, which change it). A store of the previous release has only root: its
+    // closure is root alone and every seat is root's.
+    version: 5,
+    name: 'license-groups',
+    steps: [
+      { addColumn: { table: 'license_groups', column: { name: 'seats_used', type: 'integer', notNull: true, default: 0 } } },
+      { addColumn: { table: 'license_groups', column: { name: 'params', type: 'text', notNull: true, default: '{}' } } },
+      { addColumn: { table: 'license_groups', column: { name: 'updated_at', type: 'text' } } },
+      { sql: { sqlite: UPDATED_AT, postgres: UPDATED_AT } },
+      {
+        createTable: {
+          name: 'license_group_closure',
+          columns: [
+            { name: 'ancestor', type: 'text', notNull: true, references: 'license_groups(id)' },
+            { name: 'descendant', type: 'text', notNull: true, references: 'license_groups(id)' },
+            { name: 'depth', type: 'integer', notNull: true },
+          ],
+          primaryKey: ['ancestor', 'descendant'],
+        },
+      },
+      { createIndex: { name: 'license_group_closure_descendant', table: 'license_group_closure', columns: ['descendant', 'depth'] } },
+      { sql: { sqlite: CLOSURE_OF_EXISTING, postgres: CLOSURE_OF_EXISTING } },
+      { sql: { sqlite: SEATS_OF_EXISTING, postgres: SEATS_OF_EXISTING } },
+      // A session works in one group of its user's scope (SPEC §7.5); a user's last choice is remembered.
+      { addColumn: { table: 'sessions', column: { name: 'tenant', type: 'text', references: 'license_groups(id)' } } },
+      {
+        createTable: {
+          name: 'user_preferences',
+          columns: [
+            { name: 'user_key', type: 'text', notNull: true, references: 'users(key)' },
+            { name: 'last_tenant', type: 'text', references: 'license_groups(id)' },
+          ],
+          primaryKey: ['user_key'],
+        },
+      },
     ],
   },
 ];

@@ -1,6 +1,7 @@
 import type { AccessRecord } from '../domain/access';
 import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
 import type { PlainField } from '../domain/fields';
+import type { GroupRecord } from '../domain/groups';
 import { PERMISSION_NAMES, type Permissions } from '../domain/permissions';
 import { USER_FIELDS, type UserRecord } from '../domain/users';
 
@@ -96,6 +97,14 @@ function table<R>(name: string, key: readonly string[], columns: readonly Column
     },
   };
 }
+
+/** A value kept as JSON text (a group's own parameters). */
+const json = <R>(name: string, property: keyof R): ColumnMap<R> => ({
+  name,
+  type: 'text',
+  get: (r) => JSON.stringify(r[property] ?? {}),
+  set: (r, v) => void ((r as Writable<R>)[property] = JSON.parse(typeof v === 'string' && v ? v : '{}') as R[keyof R]),
+});
 
 /** perm_manage_all for manageAll, and so on. */
 export const permissionColumn = (p: string): string => `perm_${p.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}`;
@@ -194,6 +203,8 @@ export interface SessionRecord {
   userKey: string;
   createdAt: number;
   lastUsedAt: number;
+  /** The license group the session works in (SPEC §7.5); null: its user's own group. */
+  tenant: string | null;
 }
 
 export const SESSIONS = table<SessionRecord>('sessions', ['id_hash'], [
@@ -201,26 +212,39 @@ export const SESSIONS = table<SessionRecord>('sessions', ['id_hash'], [
   text('user_key', 'userKey'),
   integer('created_at', 'createdAt', 'bigint'),
   integer('last_used_at', 'lastUsedAt', 'bigint'),
+  text('tenant', 'tenant'),
 ]);
 
-/** The license group tree (SPEC §7); only `root` until license groups land. */
-export interface GroupRow {
-  id: string;
-  name: string;
-  parentId: string | null;
-  seats: number | null;
-  createdAt: string;
+/** The license group tree (SPEC §7). */
+export const LICENSE_GROUPS = table<GroupRecord>(
+  'license_groups',
+  ['id'],
+  [text('id', 'id'), text('name', 'name'), text('parent_id', 'parentId'), integer('seats', 'seats'), integer('seats_used', 'seatsUsed'), json('params', 'params')],
+  { stamped: true },
+);
+
+export interface ClosureRow {
+  ancestor: string;
+  descendant: string;
+  depth: number;
 }
 
-export const LICENSE_GROUPS = table<GroupRow>('license_groups', ['id'], [
-  text('id', 'id'),
-  text('name', 'name'),
-  text('parent_id', 'parentId'),
-  integer('seats', 'seats'),
-  text('created_at', 'createdAt'),
+/** Every (ancestor, descendant) pair of the tree, a group being its own ancestor at depth 0. */
+export const LICENSE_GROUP_CLOSURE = table<ClosureRow>('license_group_closure', ['ancestor', 'descendant'], [
+  text('ancestor', 'ancestor'),
+  text('descendant', 'descendant'),
+  integer('depth', 'depth'),
 ]);
+
+export interface UserPreferences {
+  userKey: string;
+  /** The tenant the user selected at its last login with one (SPEC §7.5). */
+  lastTenant: string | null;
+}
+
+export const USER_PREFERENCES = table<UserPreferences>('user_preferences', ['user_key'], [text('user_key', 'userKey'), text('last_tenant', 'lastTenant')]);
 
 /** What the schema test compares with both stores' catalogs. */
 export type TableShape = Pick<Table<unknown>, 'name' | 'key' | 'columnNames' | 'columnTypes' | 'generated'>;
 
-export const TABLES: readonly TableShape[] = [LICENSE_GROUPS, USERS, COMPANIES, ACCESS, FINGERPRINTS, JOURNAL, SESSIONS];
+export const TABLES: readonly TableShape[] = [LICENSE_GROUPS, LICENSE_GROUP_CLOSURE, USERS, COMPANIES, ACCESS, FINGERPRINTS, JOURNAL, SESSIONS, USER_PREFERENCES];

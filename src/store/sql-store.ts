@@ -1,27 +1,36 @@
-import type { Snapshot, SnapshotRequest } from '../domain/changes';
-import type { AccessRecord } from '../domain/access';
+import type { GroupContents, GroupMove, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
+import type { GroupRecord } from '../domain/groups';
 import type { RoleCode } from '../domain/roles';
 import { userKey, type UserRecord } from '../domain/users';
-import { ACCESS, COMPANIES, FINGERPRINTS, JOURNAL, SESSIONS, USERS, type FingerprintRecord, type JournalEntry, type Row } from './schema';
+import {
+  ACCESS,
+  COMPANIES,
+  FINGERPRINTS,
+  JOURNAL,
+  LICENSE_GROUPS,
+  SESSIONS,
+  USERS,
+  type FingerprintRecord,
+  type JournalEntry,
+  type Row,
+} from './schema';
 import { inList, type Driver, type Sql } from './sql';
-import type { BatchTransaction, Store, StoredChangeSet, UserView } from './store';
+import type { BatchTransaction, GroupView, Listed, LiveSession, Page, Store, StoredChangeSet, Tenant, UserView } from './store';
 
-/** The subtree of a license group (the first parameter). */
-const SCOPE = `WITH RECURSIVE scope(id) AS (
-    SELECT id FROM license_groups WHERE id = ?
-    UNION ALL SELECT g.id FROM license_groups g JOIN scope s ON g.parent_id = s.id)`;
-
-const IN_SCOPE = (column: string): string => `${column} IN (SELECT id FROM scope)`;
+/** The groups of a scope: the one group and everything below it (the closure table, one index lookup). */
+const SCOPE = 'SELECT descendant FROM license_group_closure WHERE ancestor = ?';
+const inScope = (column: string): string => `${column} IN (${SCOPE})`;
 
 const USER_COLUMNS = USERS.columnNames.filter((c) => c !== 'created_at' && c !== 'updated_at').join(', ');
+const GROUP_COLUMNS = LICENSE_GROUPS.columnNames.filter((c) => c !== 'created_at' && c !== 'updated_at').join(', ');
 
 /**
- * No stored text holds U+0000: PostgreSQL's text cannot, and every text comes from a batch, which
- * XML cannot make carry it. A name with it (from a decoded path, a JSON login) names nothing, and
- * is not sent to PostgreSQL, which would refuse the statement (a 500 where SQLite finds nothing).
+ * A name holding U+0000 names nothing: PostgreSQL text cannot hold that character (it refuses
+ * the parameter), SQLite would simply find no row. Answering "not found" without asking keeps
+ * both stores alike and no bad input turns into a 500.
  */
-const namesNothing = (...texts: string[]): boolean => texts.some((t) => t.includes('\u0000'));
+const NUL = '\u0000';
 
 /** A user as listings show it: never the password hash. */
 function toView(u: UserRecord, access: UserView['access']): UserView {
@@ -37,6 +46,23 @@ function groupAccess(rows: Row[]): Map<string, UserView['access']> {
     list.push({ company: r.company_id as string, role: r.role as RoleCode });
   }
   return map;
+}
+
+/** `ancestor, descendant, depth` rows as each descendant's path from root. */
+function pathsOf(rows: Row[]): Map<string, string[]> {
+  const byDescendant = new Map<string, Array<{ id: string; depth: number }>>();
+  for (const r of rows) {
+    let list = byDescendant.get(r.descendant as string);
+    if (!list) byDescendant.set(r.descendant as string, (list = []));
+    list.push({ id: r.ancestor as string, depth: Number(r.depth) });
+  }
+  return new Map([...byDescendant].map(([id, list]) => [id, list.sort((a, b) => b.depth - a.depth).map((a) => a.id)]));
+}
+
+/** LIMIT/OFFSET or the keyset condition of a page, with their parameters. */
+function paging(page: Page, idColumn: string): { where: string; tail: string; params: unknown[]; tailParams: unknown[] } {
+  const where = page.after === undefined ? '' : ` AND ${idColumn} > ?`;
+  return { where, tail: ` ORDER BY ${idColumn} LIMIT ? OFFSET ?`, params: page.after === undefined ? [] : [page.after], tailParams: [page.limit, page.start] };
 }
 
 /**
@@ -60,24 +86,41 @@ export class SqlStore implements Store {
     const { dialect } = this.driver;
     const q = this.sql;
     return {
-      loadSnapshot: async (request: SnapshotRequest, scope: string): Promise<Snapshot> => {
-        const users = (await sql.all(q.snapshotUsers, [scope, dialect.list(request.userKeys)])).map(USERS.fromRow);
+      // Users and companies are loaded wherever they are: the planner needs to know that a name is
+      // taken outside the scope (SPEC §7: global ids), and treats what lies outside as absent.
+      loadSnapshot: async (request: SnapshotRequest): Promise<Snapshot> => {
+        const users = (await sql.all(q.snapshotUsers, [dialect.list(request.userKeys)])).map(USERS.fromRow);
         const companies = new Map<string, CompanyRecord>();
         if (request.companyIds.length) {
-          for (const r of await sql.all(q.snapshotCompanies, [scope, dialect.list(request.companyIds)])) companies.set(r.id as string, COMPANIES.fromRow(r));
+          for (const r of await sql.all(q.snapshotCompanies, [dialect.list(request.companyIds)])) companies.set(r.id as string, COMPANIES.fromRow(r));
         }
         if (request.companyIdPrefixes.length) {
-          for (const r of await sql.all(q.snapshotCompaniesByPrefix, [scope, dialect.list(request.companyIdPrefixes)])) {
+          for (const r of await sql.all(q.snapshotCompaniesByPrefix, [dialect.list(request.companyIdPrefixes)])) {
             if (!companies.has(r.id as string)) companies.set(r.id as string, COMPANIES.fromRow(r));
           }
         }
-        const access = users.length ? (await sql.all(q.snapshotAccess, [dialect.list(users.map((u) => u.key))])).map(ACCESS.fromRow) : [];
-        return { users, companies: [...companies.values()], access };
+        const accessRows = users.length ? await sql.all(q.snapshotAccess, [dialect.list(users.map((u) => u.key))]) : [];
+        const access = accessRows.map(ACCESS.fromRow);
+        const grantGroups: Record<string, string> = {};
+        for (const r of accessRows) grantGroups[r.company_id as string] = r.license_group as string;
+        const named = new Set([
+          ...request.groupIds,
+          ...users.map((u) => u.licenseGroup),
+          ...[...companies.values()].map((c) => c.licenseGroup),
+          ...Object.values(grantGroups),
+        ]);
+        const groups = (await sql.all(q.snapshotGroups, [dialect.list([...named])])).map(LICENSE_GROUPS.fromRow);
+        const groupContents = request.groupCounts.length ? await this.contentsOf(sql, request.groupCounts) : [];
+        return { users, companies: [...companies.values()], access, grantGroups, groups, groupContents };
       },
-      // The order matters: deleted companies take their grants along (ON DELETE CASCADE) before a
-      // company of the same id may be created again, and users exist before their grants.
+      // The order matters: the group tree changes first (a user or company may move into a new
+      // group); deleted companies take their grants along (ON DELETE CASCADE) before a company of
+      // the same id may be created again; users exist before their grants; a group is deleted last,
+      // once everything has left it.
       apply: async (changes: StoredChangeSet): Promise<void> => {
         const now = new Date().toISOString();
+        for (const move of changes.groupMoves) if (move.kind !== 'delete') await this.moveGroup(sql, move, changes.groups, now);
+        await sql.insert(LICENSE_GROUPS, changes.groups.map((g) => LICENSE_GROUPS.values(g, now)), { upsert: true });
         if (changes.deletedCompanies.length) await sql.run(q.deleteCompanies, [dialect.list(changes.deletedCompanies)]);
         await sql.insert(USERS, changes.users.map((u) => USERS.values(u, now)), { upsert: true });
         // Deleting or blocking a user ends its sessions, so a later restore or unblock does not revive them.
@@ -85,7 +128,8 @@ export class SqlStore implements Store {
         if (ended.length) await sql.run(q.endSessionsOf, [dialect.list(ended)]);
         await sql.insert(COMPANIES, changes.companies.map((c) => COMPANIES.values(c, now)), { upsert: true });
         await sql.deleteKeys(ACCESS, changes.revokedAccess.map((a) => [a.userKey, a.companyId]));
-        await sql.insert(ACCESS, changes.grantedAccess.map((a: AccessRecord) => ACCESS.values(a, now)), { upsert: true });
+        await sql.insert(ACCESS, changes.grantedAccess.map((a) => ACCESS.values(a, now)), { upsert: true });
+        for (const move of changes.groupMoves) if (move.kind === 'delete') await this.deleteGroup(sql, move);
       },
       journal: async (entry: JournalEntry): Promise<void> => {
         await sql.insert(JOURNAL, [JOURNAL.values(entry)]);
@@ -93,51 +137,166 @@ export class SqlStore implements Store {
     };
   }
 
-  listUsers(scope: string): Promise<UserView[]> {
+  /** What is left in each group: child groups, users not deleted, companies, certificates not revoked. */
+  private async contentsOf(sql: Sql, ids: string[]): Promise<GroupContents[]> {
+    const list = this.driver.dialect.list(ids);
+    const counts = new Map(ids.map((id) => [id, { id, groups: 0, users: 0, companies: 0, certificates: 0 }]));
+    for (const [what, statement] of [
+      ['groups', this.sql.countChildGroups],
+      ['users', this.sql.countUsers],
+      ['companies', this.sql.countCompanies],
+      ['certificates', this.sql.countCertificates],
+    ] as const) {
+      for (const r of await sql.all(statement, [list])) {
+        const c = counts.get(r.id as string);
+        if (c) c[what] = Number(r.n);
+      }
+    }
+    return [...counts.values()];
+  }
+
+  /**
+   * A group created (its row first, its fields come with the upsert of the batch's groups) or moved:
+   * the closure rows of its subtree follow its new ancestors.
+   */
+  private async moveGroup(sql: Sql, move: Exclude<GroupMove, { kind: 'delete' }>, groups: GroupRecord[], now: string): Promise<void> {
+    const q = this.sql;
+    if (move.kind === 'create') {
+      const group = groups.find((g) => g.id === move.id) as GroupRecord;
+      await sql.insert(LICENSE_GROUPS, [LICENSE_GROUPS.values({ ...group, parentId: move.parentId, seatsUsed: 0 }, now)]);
+      await sql.run(q.closureOfNew, [move.id, move.parentId, move.id, move.id]);
+      return;
+    }
+    await sql.run(q.closureCutSubtree, [move.id, move.id]);
+    await sql.run(q.closureJoinSubtree, [move.parentId, move.id]);
+    await sql.run('UPDATE license_groups SET parent_id = ? WHERE id = ?', [move.parentId, move.id]);
+  }
+
+  /**
+   * An empty group (the planner checked): what may still name it — deleted users, revoked
+   * certificates — goes to its parent; sessions working in it end; it leaves the tree.
+   */
+  private async deleteGroup(sql: Sql, move: Extract<GroupMove, { kind: 'delete' }>): Promise<void> {
+    await sql.run('UPDATE users SET license_group = ? WHERE license_group = ?', [move.parentId, move.id]);
+    await sql.run('UPDATE fingerprints SET scope = ? WHERE scope = ?', [move.parentId, move.id]);
+    await sql.run('DELETE FROM sessions WHERE tenant = ?', [move.id]);
+    await sql.run('DELETE FROM user_preferences WHERE last_tenant = ?', [move.id]);
+    await sql.run('DELETE FROM license_group_closure WHERE descendant = ?', [move.id]);
+    await sql.run('DELETE FROM license_groups WHERE id = ?', [move.id]);
+  }
+
+  listUsers(scope: string, page: Page): Promise<Listed<UserView>> {
     return this.driver.read(async (sql) => {
-      const users = await sql.all(this.sql.listUsers, [scope]);
-      const access = groupAccess(await sql.all(this.sql.accessInScope, [scope]));
-      return users.map((r) => toView(USERS.fromRow(r), access.get(r.key as string) ?? []));
+      const group = page.group ?? scope;
+      const p = paging(page, 'key');
+      const rows = await sql.all(`${this.sql.listUsers}${p.where}${p.tail}`, [group, ...p.params, ...p.tailParams]);
+      const keys = rows.map((r) => r.key as string);
+      const access = groupAccess(keys.length ? await sql.all(this.sql.accessOfUsersInScope, [this.driver.dialect.list(keys), scope]) : []);
+      const listed: Listed<UserView> = { rows: rows.map((r) => toView(USERS.fromRow(r), access.get(r.key as string) ?? [])) };
+      if (page.countRows) listed.rowCount = Number((await sql.get(this.sql.countListedUsers, [group]))?.n ?? 0);
+      return listed;
     });
   }
 
   findUser(scope: string, username: string): Promise<UserView | undefined> {
-    if (namesNothing(scope, username)) return Promise.resolve(undefined);
+    if (username.includes(NUL)) return Promise.resolve(undefined);
     return this.driver.read(async (sql) => {
-      const row = await sql.get(this.sql.findUser, [scope, userKey(username)]);
+      const row = await sql.get(this.sql.findUser, [userKey(username), scope]);
       if (!row) return undefined;
-      const access = groupAccess(await sql.all(this.sql.accessOfUserInScope, [scope, row.key]));
+      const access = groupAccess(await sql.all(this.sql.accessOfUsersInScope, [this.driver.dialect.list([row.key]), scope]));
       return toView(USERS.fromRow(row), access.get(row.key as string) ?? []);
     });
   }
 
-  async listCompanies(scope: string, options: { includeHidden: boolean }): Promise<CompanyRecord[]> {
-    return (await this.driver.query.all(this.sql.listCompanies, [scope, options.includeHidden ? 1 : 0])).map(COMPANIES.fromRow);
+  listCompanies(scope: string, options: { includeHidden: boolean }, page: Page): Promise<Listed<CompanyRecord>> {
+    return this.driver.read(async (sql) => {
+      const group = page.group ?? scope;
+      const p = paging(page, 'id');
+      const hidden = options.includeHidden ? 1 : 0;
+      const rows = await sql.all(`${this.sql.listCompanies}${p.where}${p.tail}`, [group, hidden, ...p.params, ...p.tailParams]);
+      const listed: Listed<CompanyRecord> = { rows: rows.map(COMPANIES.fromRow) };
+      if (page.countRows) listed.rowCount = Number((await sql.get(this.sql.countListedCompanies, [group, hidden]))?.n ?? 0);
+      return listed;
+    });
   }
 
   async findLatestJournal(scope: string, batchId: string, options: { sentBy?: string } = {}): Promise<JournalEntry | undefined> {
-    if (namesNothing(scope, batchId)) return undefined;
+    if (batchId.includes(NUL) || options.sentBy?.includes(NUL)) return undefined;
     // Two statements rather than "? IS NULL OR …", so each one uses its index.
     const row =
       options.sentBy === undefined
-        ? await this.driver.query.get(this.sql.latestJournal, [scope, batchId])
-        : await this.driver.query.get(this.sql.latestJournalSentBy, [scope, batchId, options.sentBy]);
+        ? await this.driver.query.get(this.sql.latestJournal, [batchId, scope])
+        : await this.driver.query.get(this.sql.latestJournalSentBy, [batchId, options.sentBy, scope]);
     return row ? JOURNAL.fromRow(row) : undefined;
   }
 
   async groupExists(group: string): Promise<boolean> {
-    if (namesNothing(group)) return false;
+    if (group.includes(NUL)) return false;
     return (await this.driver.query.get('SELECT 1 AS found FROM license_groups WHERE id = ?', [group])) !== undefined;
   }
 
+  async groupInScope(scope: string, group: string): Promise<boolean> {
+    if (group.includes(NUL)) return false;
+    return (await this.driver.query.get('SELECT 1 AS found FROM license_group_closure WHERE ancestor = ? AND descendant = ?', [scope, group])) !== undefined;
+  }
+
+  listGroups(scope: string, page: Page): Promise<Listed<GroupView>> {
+    return this.driver.read(async (sql) => {
+      const group = page.group ?? scope;
+      const p = paging(page, 'g.id');
+      const rows = (await sql.all(`${this.sql.listGroups}${p.where}${p.tail}`, [group, ...p.params, ...p.tailParams])).map(LICENSE_GROUPS.fromRow);
+      const paths = rows.length ? pathsOf(await sql.all(this.sql.ancestorsOf, [this.driver.dialect.list(rows.map((g) => g.id))])) : new Map<string, string[]>();
+      const listed: Listed<GroupView> = { rows: rows.map((g) => ({ ...g, path: paths.get(g.id) ?? [g.id] })) };
+      if (page.countRows) listed.rowCount = Number((await sql.get(`SELECT count(*) AS n FROM license_groups WHERE ${inScope('id')}`, [group]))?.n ?? 0);
+      return listed;
+    });
+  }
+
+  findGroup(scope: string, id: string): Promise<GroupView | undefined> {
+    if (id.includes(NUL)) return Promise.resolve(undefined);
+    return this.driver.read(async (sql) => {
+      if (!(await sql.get('SELECT 1 AS found FROM license_group_closure WHERE ancestor = ? AND descendant = ?', [scope, id]))) return undefined;
+      const chain = (await sql.all(this.sql.chainOf, [id])).map(LICENSE_GROUPS.fromRow);
+      const children = (await sql.all('SELECT id FROM license_groups WHERE parent_id = ? ORDER BY id', [id])).map((r) => r.id as string);
+      return { ...chain[0], path: chain.map((g) => g.id).reverse(), children, chain };
+    });
+  }
+
+  tenantsOf(scope: string, username: string): Promise<Tenant[] | undefined> {
+    if (username.includes(NUL)) return Promise.resolve(undefined);
+    return this.driver.read(async (sql) => {
+      const user = await sql.get(this.sql.findUser, [userKey(username), scope]);
+      if (!user) return undefined;
+      const companies = await sql.all(this.sql.tenantCompanies, [user.key, scope]);
+      const byGroup = new Map<string, string[]>([[user.license_group as string, []]]);
+      for (const r of companies) {
+        let list = byGroup.get(r.license_group as string);
+        if (!list) byGroup.set(r.license_group as string, (list = []));
+        list.push(r.id as string);
+      }
+      const ids = [...byGroup.keys()];
+      const groups = new Map((await sql.all(`SELECT ${GROUP_COLUMNS} FROM license_groups WHERE ${inList(this.driver.dialect, 'id')}`, [this.driver.dialect.list(ids)])).map((r) => [r.id as string, r]));
+      const paths = pathsOf(await sql.all(this.sql.ancestorsOf, [this.driver.dialect.list(ids)]));
+      return ids
+        .filter((id) => groups.has(id))
+        .sort()
+        .map((id) => ({ id, name: groups.get(id)?.name as string, path: paths.get(id) ?? [id], companies: (byGroup.get(id) ?? []).sort() }));
+    });
+  }
+
+  async lastTenantOf(key: string): Promise<string | undefined> {
+    const row = await this.driver.query.get('SELECT last_tenant FROM user_preferences WHERE user_key = ?', [key]);
+    return (row?.last_tenant as string | null | undefined) ?? undefined;
+  }
+
   async findUserRecord(scope: string, username: string): Promise<UserRecord | undefined> {
-    if (namesNothing(scope, username)) return undefined;
-    const row = await this.driver.query.get(this.sql.findUserRecord, [scope, userKey(username)]);
+    if (username.includes(NUL)) return undefined;
+    const row = await this.driver.query.get(this.sql.findUserRecord, [userKey(username), scope]);
     return row ? USERS.fromRow(row) : undefined;
   }
 
-  upgradePasswordHash(userKey: string, from: string, to: string): Promise<boolean> {
-    return this.driver.write(async (sql) => (await sql.run('UPDATE users SET password_hash = ? WHERE key = ? AND password_hash = ?', [to, userKey, from])) === 1);
+  upgradePasswordHash(key: string, from: string, to: string): Promise<boolean> {
+    return this.driver.write(async (sql) => (await sql.run('UPDATE users SET password_hash = ? WHERE key = ? AND password_hash = ?', [to, key, from])) === 1);
   }
 
   async costliestPbkdf2Iterations(): Promise<number> {
@@ -149,25 +308,39 @@ export class SqlStore implements Store {
     return most;
   }
 
-  /** Also removes the sessions that have been idle longer than `idleMs`, so the table holds only live ones and those idle since the last login. */
-  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number }): Promise<void> {
+  /**
+   * Also removes the sessions that have been idle longer than `idleMs`, so the table holds only
+   * live ones and those idle since the last login; with `remember`, the tenant becomes the user's
+   * choice for its next login without one (SPEC §7.5).
+   */
+  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number; tenant: string | null; remember: boolean }): Promise<void> {
     return this.driver.write(async (sql) => {
       if (session.idleMs !== undefined) await sql.run('DELETE FROM sessions WHERE last_used_at < ?', [session.now - session.idleMs]);
-      await sql.insert(SESSIONS, [SESSIONS.values({ idHash: session.idHash, userKey: session.userKey, createdAt: session.now, lastUsedAt: session.now })]);
+      await sql.insert(SESSIONS, [
+        SESSIONS.values({ idHash: session.idHash, userKey: session.userKey, createdAt: session.now, lastUsedAt: session.now, tenant: session.tenant }),
+      ]);
+      if (session.remember) {
+        await sql.run(
+          'INSERT INTO user_preferences (user_key, last_tenant) VALUES (?, ?) ON CONFLICT (user_key) DO UPDATE SET last_tenant = excluded.last_tenant',
+          [session.userKey, session.tenant],
+        );
+      }
     });
   }
 
   /** A session idle longer than `idleMs` is not found (and is removed at the next login). */
-  useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined> {
+  useSession(idHash: string, now: number, idleMs: number): Promise<LiveSession | undefined> {
+    if (idHash.includes(NUL)) return Promise.resolve(undefined);
     return this.driver.write(async (sql) => {
-      const used = await sql.get('UPDATE sessions SET last_used_at = ? WHERE id_hash = ? AND last_used_at >= ? RETURNING user_key', [now, idHash, now - idleMs]);
+      const used = await sql.get('UPDATE sessions SET last_used_at = ? WHERE id_hash = ? AND last_used_at >= ? RETURNING user_key, tenant', [now, idHash, now - idleMs]);
       if (!used) return undefined;
       const row = await sql.get(`SELECT ${USER_COLUMNS} FROM users WHERE key = ?`, [used.user_key]);
-      return row ? USERS.fromRow(row) : undefined;
+      return row ? { user: USERS.fromRow(row), tenant: (used.tenant as string | null) ?? null } : undefined;
     });
   }
 
   deleteSession(idHash: string, now: number, idleMs: number): Promise<boolean> {
+    if (idHash.includes(NUL)) return Promise.resolve(false);
     return this.driver.write(async (sql) => (await sql.run('DELETE FROM sessions WHERE id_hash = ? AND last_used_at >= ?', [idHash, now - idleMs])) === 1);
   }
 
@@ -221,28 +394,54 @@ export class SqlStore implements Store {
 
 /** Every statement of the store, spelled once for the driver's dialect when the store opens. */
 function statements({ dialect }: Driver) {
+  const countBy = (column: string, from: string, where = ''): string =>
+    `SELECT ${column} AS id, count(*) AS n FROM ${from} WHERE ${inList(dialect, column)}${where} GROUP BY ${column}`;
   return {
-    snapshotUsers: `${SCOPE} SELECT ${USER_COLUMNS} FROM users WHERE ${inList(dialect, 'key')} AND ${IN_SCOPE('license_group')}`,
-    snapshotCompanies: `${SCOPE} SELECT * FROM companies WHERE ${inList(dialect, 'id')} AND ${IN_SCOPE('license_group')}`,
+    snapshotUsers: `SELECT ${USER_COLUMNS} FROM users WHERE ${inList(dialect, 'key')}`,
+    snapshotCompanies: `SELECT * FROM companies WHERE ${inList(dialect, 'id')}`,
     // Company ids use [a-z0-9_] only, all below '{', so [prefix, prefix || '{') is "starts with" (in
     // byte order on both stores), and each range is an index scan.
-    snapshotCompaniesByPrefix: `${SCOPE} SELECT c.* FROM ${dialect.values('p')} JOIN companies c ON c.id >= p.value AND c.id < p.value || '{'
-      WHERE ${IN_SCOPE('c.license_group')} ORDER BY c.id`,
-    snapshotAccess: `SELECT user_key, company_id, role FROM access WHERE ${inList(dialect, 'user_key')}`,
+    snapshotCompaniesByPrefix: `SELECT c.* FROM ${dialect.values('p')} JOIN companies c ON c.id >= p.value AND c.id < p.value || '{' ORDER BY c.id`,
+    snapshotAccess: `SELECT a.user_key, a.company_id, a.role, c.license_group FROM access a JOIN companies c ON c.id = a.company_id
+      WHERE ${inList(dialect, 'a.user_key')}`,
+    // Each named group with every group above it.
+    snapshotGroups: `SELECT ${GROUP_COLUMNS} FROM license_groups WHERE id IN (
+      SELECT c.ancestor FROM license_group_closure c WHERE ${inList(dialect, 'c.descendant')})`,
+    countChildGroups: countBy('parent_id', 'license_groups'),
+    countUsers: countBy('license_group', 'users', ' AND deleted = 0'),
+    countCompanies: countBy('license_group', 'companies'),
+    countCertificates: countBy('scope', 'fingerprints', ' AND revoked_at IS NULL'),
+    closureOfNew: `INSERT INTO license_group_closure (ancestor, descendant, depth)
+      SELECT ancestor, CAST(? AS TEXT), depth + 1 FROM license_group_closure WHERE descendant = ?
+      UNION ALL SELECT CAST(? AS TEXT), CAST(? AS TEXT), 0`,
+    // The subtree of the moved group loses every ancestor outside the subtree…
+    closureCutSubtree: `DELETE FROM license_group_closure
+      WHERE descendant IN (SELECT descendant FROM license_group_closure WHERE ancestor = ?)
+        AND ancestor NOT IN (SELECT descendant FROM license_group_closure WHERE ancestor = ?)`,
+    // …and gains the new parent and its ancestors.
+    closureJoinSubtree: `INSERT INTO license_group_closure (ancestor, descendant, depth)
+      SELECT a.ancestor, d.descendant, a.depth + d.depth + 1
+        FROM license_group_closure a JOIN license_group_closure d ON a.descendant = ? AND d.ancestor = ?`,
     deleteCompanies: `DELETE FROM companies WHERE ${inList(dialect, 'id')}`,
     endSessionsOf: `DELETE FROM sessions WHERE ${inList(dialect, 'user_key')}`,
-    listUsers: `${SCOPE} SELECT ${USER_COLUMNS} FROM users WHERE deleted = 0 AND ${IN_SCOPE('license_group')} ORDER BY key`,
-    findUser: `${SCOPE} SELECT ${USER_COLUMNS} FROM users WHERE key = ? AND deleted = 0 AND ${IN_SCOPE('license_group')}`,
-    findUserRecord: `${SCOPE} SELECT ${USER_COLUMNS} FROM users WHERE key = ? AND ${IN_SCOPE('license_group')}`,
-    accessInScope: `${SCOPE} SELECT a.user_key, a.company_id, a.role FROM access a JOIN companies c ON c.id = a.company_id
-      WHERE ${IN_SCOPE('c.license_group')} ORDER BY a.user_key, a.company_id`,
-    accessOfUserInScope: `${SCOPE} SELECT a.user_key, a.company_id, a.role FROM access a JOIN companies c ON c.id = a.company_id
-      WHERE ${IN_SCOPE('c.license_group')} AND a.user_key = ? ORDER BY a.company_id`,
-    listCompanies: `${SCOPE} SELECT * FROM companies WHERE ${IN_SCOPE('license_group')} AND (show = 1 OR ? = 1) ORDER BY id`,
-    latestJournal: `${SCOPE} SELECT * FROM batch_journal WHERE batch_id = ? AND ${IN_SCOPE('scope')} ORDER BY seq DESC LIMIT 1`,
+    listUsers: `SELECT ${USER_COLUMNS} FROM users WHERE deleted = 0 AND ${inScope('license_group')}`,
+    countListedUsers: `SELECT count(*) AS n FROM users WHERE deleted = 0 AND ${inScope('license_group')}`,
+    findUser: `SELECT ${USER_COLUMNS} FROM users WHERE key = ? AND deleted = 0 AND ${inScope('license_group')}`,
+    findUserRecord: `SELECT ${USER_COLUMNS} FROM users WHERE key = ? AND ${inScope('license_group')}`,
+    accessOfUsersInScope: `SELECT a.user_key, a.company_id, a.role FROM access a JOIN companies c ON c.id = a.company_id
+      WHERE ${inList(dialect, 'a.user_key')} AND ${inScope('c.license_group')} ORDER BY a.user_key, a.company_id`,
+    tenantCompanies: `SELECT c.id, c.license_group FROM access a JOIN companies c ON c.id = a.company_id
+      WHERE a.user_key = ? AND ${inScope('c.license_group')} ORDER BY c.id`,
+    listCompanies: `SELECT * FROM companies WHERE ${inScope('license_group')} AND (show = 1 OR ? = 1)`,
+    countListedCompanies: `SELECT count(*) AS n FROM companies WHERE ${inScope('license_group')} AND (show = 1 OR ? = 1)`,
+    listGroups: `SELECT ${GROUP_COLUMNS.split(', ').map((c) => `g.${c}`).join(', ')} FROM license_groups g WHERE ${inScope('g.id')}`,
+    ancestorsOf: `SELECT ancestor, descendant, depth FROM license_group_closure WHERE ${inList(dialect, 'descendant')}`,
+    chainOf: `SELECT ${GROUP_COLUMNS.split(', ').map((c) => `g.${c}`).join(', ')} FROM license_group_closure c JOIN license_groups g ON g.id = c.ancestor
+      WHERE c.descendant = ? ORDER BY c.depth`,
+    latestJournal: `SELECT * FROM batch_journal WHERE batch_id = ? AND ${inScope('scope')} ORDER BY seq DESC LIMIT 1`,
+    latestJournalSentBy: `SELECT * FROM batch_journal WHERE batch_id = ? AND acting_user_key = ? AND ${inScope('scope')} ORDER BY seq DESC LIMIT 1`,
     pbkdf2Counts: `SELECT DISTINCT CASE ${[1, 2, 3, 4, 5, 6, 7, 8]
       .map((n) => `WHEN substr(password_hash, ${8 + n}, 1) = ':' THEN substr(password_hash, 8, ${n})`)
       .join(' ')} END AS n FROM users WHERE password_hash LIKE 'pbkdf2:%'`,
-    latestJournalSentBy: `${SCOPE} SELECT * FROM batch_journal WHERE batch_id = ? AND acting_user_key = ? AND ${IN_SCOPE('scope')} ORDER BY seq DESC LIMIT 1`,
   };
 }

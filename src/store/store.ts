@@ -1,11 +1,39 @@
 import type { ChangeSet, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
+import type { GroupView, Tenant } from '../domain/groups';
 import type { UserRecord, UserView } from '../domain/users';
 import type { FingerprintRecord, JournalEntry } from './schema';
 
 export type { FingerprintRecord, JournalEntry } from './schema';
 
 export type { UserView } from '../domain/users';
+
+/**
+ * A page of a listing (SPEC §7.4), always in id order: `limit` rows from `start`, or, with `after`,
+ * the rows whose id comes after that one (a walk that concurrent writes cannot shift).
+ */
+export interface Page {
+  /** The subtree of this group only (`?group=`), itself inside the scope. */
+  group?: string;
+  limit: number;
+  start: number;
+  after?: string;
+  /** Also count every row the listing has (`add-row-count=true`). */
+  countRows?: boolean;
+}
+
+export interface Listed<T> {
+  rows: T[];
+  rowCount?: number;
+}
+
+export type { GroupView, Tenant } from '../domain/groups';
+
+/** A live session: its user and the group it works in. */
+export interface LiveSession {
+  user: UserRecord;
+  tenant: string | null;
+}
 
 /** Writes of one batch, with passwords already hashed. */
 export type StoredChangeSet = Omit<ChangeSet, 'users'> & { users: UserRecord[] };
@@ -33,12 +61,23 @@ export interface Store {
    */
   inBatch<T>(work: (tx: BatchTransaction) => Promise<T>, options?: { claim?: string }): Promise<T>;
 
-  listUsers(scope: string): Promise<UserView[]>;
+  /** Users of the scope that are not deleted, with their access to companies of the scope. */
+  listUsers(scope: string, page: Page): Promise<Listed<UserView>>;
   findUser(scope: string, username: string): Promise<UserView | undefined>;
-  listCompanies(scope: string, options: { includeHidden: boolean }): Promise<CompanyRecord[]>;
+  listCompanies(scope: string, options: { includeHidden: boolean }, page: Page): Promise<Listed<CompanyRecord>>;
   /** The newest entry of `batchId` in the scope; with `sentBy`, the newest one that acted as that user (its key). */
   findLatestJournal(scope: string, batchId: string, options?: { sentBy?: string }): Promise<JournalEntry | undefined>;
   groupExists(group: string): Promise<boolean>;
+  /** Whether `group` exists and lies inside `scope` (is it, or below it). */
+  groupInScope(scope: string, group: string): Promise<boolean>;
+  /** The groups of the scope, each with its path from root. */
+  listGroups(scope: string, page: Page): Promise<Listed<GroupView>>;
+  /** One group of the scope with its path, its children and its chain up to root. */
+  findGroup(scope: string, id: string): Promise<GroupView | undefined>;
+  /** A user's tenants as seen from `scope`: its own group (when in scope) and every group of the scope holding a company it has access to. */
+  tenantsOf(scope: string, username: string): Promise<Tenant[] | undefined>;
+  /** The group a user selected at its last login with a tenant, if any. */
+  lastTenantOf(userKey: string): Promise<string | undefined>;
 
   /** A stored user with its password hash, for authentication only; deleted users included. */
   findUserRecord(scope: string, username: string): Promise<UserRecord | undefined>;
@@ -57,9 +96,9 @@ export interface Store {
    * Sessions are kept by the SHA-256 of their id, so the database never holds a usable one. With
    * `idleMs`, sessions idle longer than that are removed first.
    */
-  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number }): Promise<void>;
-  /** The user of a live session, marking it used now; a session idle longer than `idleMs` is not found. */
-  useSession(idHash: string, now: number, idleMs: number): Promise<UserRecord | undefined>;
+  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number; tenant: string | null; remember: boolean }): Promise<void>;
+  /** The user and tenant of a live session, marking it used now; a session idle longer than `idleMs` is not found. */
+  useSession(idHash: string, now: number, idleMs: number): Promise<LiveSession | undefined>;
   /** Ends a live session; false when there is none (unknown, already ended, or idle longer than `idleMs`). */
   deleteSession(idHash: string, now: number, idleMs: number): Promise<boolean>;
 

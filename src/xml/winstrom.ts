@@ -19,19 +19,23 @@ export function errorDocument(message: string, format: Format): string {
   return `${XML_DECLARATION}<winstrom version="1.0"><success>false</success>${leaf('message', message)}</winstrom>\n`;
 }
 
-/** success true with a few plain fields (a login's session id, say). */
-export function successDocument(fields: Record<string, string | boolean>, format: Format): string {
+/** success true with a few plain fields (a login's session id, say); a list of names is one element each (`<tenants><tenant>…`). */
+export function successDocument(fields: Record<string, string | boolean | string[]>, format: Format): string {
   if (format === 'json') return `${JSON.stringify({ success: true, ...fields })}\n`;
-  const inner = Object.entries(fields).map(([k, v]) => leaf(k, v)).join('');
+  const inner = Object.entries(fields)
+    .map(([k, v]) => (Array.isArray(v) ? `<${k}>${v.map((item) => leaf(k.replace(/s$/, ''), item)).join('')}</${k}>` : leaf(k, v)))
+    .join('');
   return `${XML_DECLARATION}<winstrom version="1.0"><success>true</success>${inner}</winstrom>\n`;
 }
 
 /**
  * A listing: in JSON `{"winstrom": {"@version": "1.0", key: items}}`, in XML one element per item,
- * each written by `toXml`; `extra` (a row count, say) goes beside the items.
+ * each written by `toXml`. With `rowCount` (`add-row-count=true`), the number of rows of the whole
+ * listing is there too, as the original product writes it: `"@rowCount": "123"`, `rowCount="123"`.
  */
-export function listDocument<T>(key: string, items: readonly T[], format: Format, toJson: (item: T) => unknown, toXml: (item: T) => string, extra: Record<string, unknown> = {}): string {
-  if (format === 'json') return `${JSON.stringify({ winstrom: { '@version': '1.0', ...extra, [key]: items.map(toJson) } }, null, 2)}\n`;
-  const head = Object.entries(extra).map(([k, v]) => leaf(k, v));
-  return `${XML_DECLARATION}<winstrom version="1.0">\n${head.map((h) => `  ${h}\n`).join('')}${items.map((i) => `  ${toXml(i)}\n`).join('')}</winstrom>\n`;
+export function listDocument<T>(key: string, items: readonly T[], format: Format, toJson: (item: T) => unknown, toXml: (item: T) => string, rowCount?: number): string {
+  const counted = rowCount === undefined ? {} : { '@rowCount': String(rowCount) };
+  if (format === 'json') return `${JSON.stringify({ winstrom: { '@version': '1.0', ...counted, [key]: items.map(toJson) } }, null, 2)}\n`;
+  const attribute = rowCount === undefined ? '' : ` rowCount="${rowCount}"`;
+  return `${XML_DECLARATION}<winstrom version="1.0"${attribute}>\n${items.map((i) => `  ${toXml(i)}\n`).join('')}</winstrom>\n`;
 }

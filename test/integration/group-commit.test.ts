@@ -1,3 +1,4 @@
+import { emptyChangeSet } from '../../src/domain/changes';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,13 +29,7 @@ describe('concurrent batches of one process stay separate (SQLite: group commit)
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const oneUser = (username: string): StoredChangeSet => ({
-    deletedCompanies: [],
-    users: [newUserRecord(username, ROOT_GROUP)],
-    companies: [],
-    revokedAccess: [],
-    grantedAccess: [],
-  });
+  const oneUser = (username: string): StoredChangeSet => ({ ...emptyChangeSet(), users: [newUserRecord(username, ROOT_GROUP)] });
   const usernames = (): string[] => queryRows(db, 'SELECT username FROM users ORDER BY username').map((r) => r.username as string);
   const journalOrder = (): string[] => queryRows(db, 'SELECT batch_id FROM batch_journal ORDER BY seq').map((r) => r.batch_id as string);
   const journalled = async (tx: BatchTransaction, id: string): Promise<void> =>

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { dumpStore, journalRows } from '../support/stores';
+import { ALL, dumpStore, journalRows } from '../support/stores';
 import { basic, SERVER_PASSWORD, SERVER_USER, sessionFor, withSession, writeServerAuth } from '../support/auth';
 import { entries, startTestServer, statuses, type RequestOptions, type Response, type TestServer } from '../support/server';
 
@@ -104,7 +104,7 @@ describe('X-FlexiBee-Authorization: a certificate or password principal acting a
         { type: 'COMPANY', action: 'DELETE', id: `tereza_${tag}`, status: 'FAILED', message: 'permission denied: deleteCompany required' },
       ]);
       expect(await server.running.store.findUser('root', `made.${tag}`)).toBeDefined();
-      const companies = await server.running.store.listCompanies('root', { includeHidden: true });
+      const companies = (await server.running.store.listCompanies('root', { includeHidden: true }, ALL)).rows;
       expect(companies.map((c) => c.id)).toContain(`tereza_${tag}`);
     });
 

@@ -1,3 +1,4 @@
+import { emptyChangeSet } from '../../src/domain/changes';
 import type { Config } from '../../src/config';
 import { MAX_PBKDF2_ITERATIONS } from '../../src/domain/passwords';
 import { ROOT_GROUP } from '../../src/domain/principals';
@@ -51,7 +52,7 @@ async function storeLegacyHash(server: TestServer, username: string, passwordHas
   const store = server.running.store;
   const user = await store.findUserRecord(ROOT_GROUP, username);
   if (!user) throw new Error(`no user ${username}`);
-  await store.inBatch((tx) => tx.apply({ deletedCompanies: [], companies: [], revokedAccess: [], grantedAccess: [], users: [{ ...user, passwordHash }] }));
+  await store.inBatch((tx) => tx.apply({ ...emptyChangeSet(), users: [{ ...user, passwordHash }] }));
 }
 
 describe('login password checks are bounded (issue 9, point 3)', () => {

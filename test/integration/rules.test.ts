@@ -1,3 +1,4 @@
+import { emptyChangeSet } from '../../src/domain/changes';
 import { createHash, pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { verifyPassword, type HashPolicy } from '../../src/domain/passwords';
 import type { Principal } from '../../src/domain/principals';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
-import { dropTestDb, dumpStore, journalRows as storeJournalRows, newTestDb } from '../support/stores';
+import { ALL, dropTestDb, dumpStore, journalRows as storeJournalRows, newTestDb } from '../support/stores';
 import { entries, statuses } from '../support/server';
 import { assertValidXml } from '../support/xmllint';
 
@@ -91,7 +92,7 @@ describe('users end to end (SPEC §4.1)', () => {
     expect(statuses(await env.send(set))).toEqual(['SKIPPED', 'SKIPPED']);
     expect(rawUser(env, 'petr.novak').valid_until).toBe('2027-01-31');
     expect((await env.store.findUser('root', 'petr.novak'))?.validUntil).toBe('2027-01-31');
-    expect((await env.store.listCompanies('root', { includeHidden: true })).find((c) => c.id === 'moje_firma_s_r_o_')?.validUntil).toBe('2027-06-30');
+    expect((await env.store.listCompanies('root', { includeHidden: true }, ALL)).rows.find((c) => c.id === 'moje_firma_s_r_o_')?.validUntil).toBe('2027-06-30');
     expect(statuses(await env.send('<user><username>petr.novak</username><validUntil/></user>'))).toEqual(['UPDATED']);
     expect(rawUser(env, 'petr.novak').valid_until).toBeNull();
   });
@@ -102,7 +103,7 @@ describe('users end to end (SPEC §4.1)', () => {
       { type: 'USER', action: 'DELETE', id: 'petr.novak', status: 'DELETED' },
     ]);
     expect(await env.store.findUser('root', 'petr.novak')).toBeUndefined();
-    expect((await env.store.listUsers('root')).map((u) => u.username)).toEqual(['anna.mlada']);
+    expect((await env.store.listUsers('root', ALL)).rows.map((u) => u.username)).toEqual(['anna.mlada']);
     expect(rawUser(env, 'petr.novak').deleted).toBe(1);
     expect(dumpStore(env.path).access).toHaveLength(4);
   });
@@ -171,7 +172,7 @@ describe('users end to end (SPEC §4.1)', () => {
         id: 'eva',
         status: 'FAILED',
         message:
-          'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>',
+          'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>, <licenseGroup>',
       },
       { type: 'USER', action: 'CREATE_UPDATE', id: 'eva2', status: 'CREATED' },
     ]);
@@ -277,7 +278,7 @@ describe('pre-hashed digests have their algorithm\'s form (SPEC §4.3; issue 9, 
   async function storeLegacyHash(env: Env, username: string, passwordHash: string): Promise<void> {
     const user = await env.store.findUserRecord('root', username);
     if (!user) throw new Error(`no user ${username}`);
-    await env.store.inBatch((tx) => tx.apply({ deletedCompanies: [], companies: [], revokedAccess: [], grantedAccess: [], users: [{ ...user, passwordHash }] }));
+    await env.store.inBatch((tx) => tx.apply({ ...emptyChangeSet(), users: [{ ...user, passwordHash }] }));
   }
 
   test.each([
@@ -340,7 +341,7 @@ describe('companies end to end (SPEC §4.2)', () => {
     ]);
     const again = await env.send('<company><name>DEMO a.s.</name><adminUser>anna.mlada</adminUser></company>');
     expect(entries(again).map((e) => [e.id, e.status])).toEqual([['demo_a_s__1', 'CREATED']]);
-    expect((await env.store.listCompanies('root', { includeHidden: true })).map((c) => [c.id, c.name])).toEqual([
+    expect((await env.store.listCompanies('root', { includeHidden: true }, ALL)).rows.map((c) => [c.id, c.name])).toEqual([
       ['demo__a_s_', 'Demo, a.s.'],
       ['demo_a_s_', 'Demo a.s.'],
       ['demo_a_s__1', 'DEMO a.s.'],
@@ -376,7 +377,7 @@ describe('companies end to end (SPEC §4.2)', () => {
     expect(dumpStore(env.path)).toEqual(before);
     const moved = await env.send('<company><id>moje_firma_s_r_o_</id><country>SK</country><type>PODNIKATELIA+PU</type><vatId>SK2020123456</vatId></company>');
     expect(statuses(moved)).toEqual(['UPDATED']);
-    expect((await env.store.listCompanies('root', { includeHidden: true })).find((c) => c.id === 'moje_firma_s_r_o_')).toMatchObject({
+    expect((await env.store.listCompanies('root', { includeHidden: true }, ALL)).rows.find((c) => c.id === 'moje_firma_s_r_o_')).toMatchObject({
       country: 'SK',
       type: 'PODNIKATELIA+PU',
       vatId: 'SK2020123456',
@@ -386,7 +387,7 @@ describe('companies end to end (SPEC §4.2)', () => {
   test('when a company is hidden, then it leaves the non-root listing, refuses new grants, keeps existing ones, and can be shown again', async () => {
     const env = await setUp();
     expect(statuses(await env.send('<company><id>moje_firma_s_r_o_</id><show>false</show></company>'))).toEqual(['UPDATED']);
-    expect((await env.store.listCompanies('root', { includeHidden: false })).map((c) => c.id)).toEqual(['demo_a_s_']);
+    expect((await env.store.listCompanies('root', { includeHidden: false }, ALL)).rows.map((c) => c.id)).toEqual(['demo_a_s_']);
     const answer = await env.send(
       '<user><username>eva</username></user><access>moje_firma_s_r_o_</access><access user="petr.novak">moje_firma_s_r_o_</access>',
     );

@@ -57,7 +57,8 @@ function expectSession(res: Response): string {
   expect(res.status).toBe(200);
   expect(res.headers['content-type']).toMatch(/^application\/json/);
   const body = json(res);
-  expect(body).toEqual({ success: true, authSessionId: expect.stringMatching(/^[A-Za-z0-9_-]{32,}$/) });
+  // SPEC §7.5: the session's tenant and the user's tenants come with it; these users live in root.
+  expect(body).toEqual({ success: true, authSessionId: expect.stringMatching(/^[A-Za-z0-9_-]{32,}$/), tenant: 'root', tenants: ['root'] });
   return body.authSessionId as string;
 }
 
@@ -65,7 +66,7 @@ function xmlSession(res: Response): string {
   expect(res.status).toBe(200);
   expect(res.headers['content-type']).toMatch(/^application\/xml/);
   expect(XMLValidator.validate(res.body)).toBe(true);
-  const m = /^<\?xml version="1.0" encoding="UTF-8"\?>\n<winstrom version="1.0"><success>true<\/success><authSessionId>([A-Za-z0-9_-]{32,})<\/authSessionId><\/winstrom>\n$/.exec(res.body);
+  const m = /^<\?xml version="1.0" encoding="UTF-8"\?>\n<winstrom version="1.0"><success>true<\/success><authSessionId>([A-Za-z0-9_-]{32,})<\/authSessionId><tenant>root<\/tenant><tenants><tenant>root<\/tenant><\/tenants><\/winstrom>\n$/.exec(res.body);
   expect(m).not.toBeNull();
   return (m as RegExpExecArray)[1];
 }

@@ -170,6 +170,8 @@ function defaultId(op: Operation): string {
       return op.id ?? (op.fields.name ? deriveCompanyId(op.fields.name) : '');
     case 'access':
       return `${op.username ?? ''}@${op.company ?? '*'}`;
+    case 'licenseGroup':
+      return op.id ?? '';
     default:
       return op.element;
   }

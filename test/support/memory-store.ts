@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import type { ChangeSet, Snapshot, SnapshotRequest } from '../../src/batch/plan';
 import type { AccessRecord } from '../../src/domain/access';
 import type { CompanyRecord } from '../../src/domain/companies';
+import { rootGroup, type GroupRecord } from '../../src/domain/groups';
 import { formatStoredHash } from '../../src/domain/passwords';
 import type { UserRecord } from '../../src/domain/users';
 
@@ -33,6 +34,8 @@ export class MemoryStore {
   private users = new Map<string, UserRecord>();
   private companies = new Map<string, CompanyRecord>();
   private access = new Map<string, AccessRecord>();
+  /** Only root: the property tests act in root scope; its seats used follow the users. */
+  private groups = new Map<string, GroupRecord>([['root', rootGroup()]]);
   private salt = 0;
 
   /** Every row, sorted by key, as deep copies. */
@@ -53,7 +56,8 @@ export class MemoryStore {
       (c) => request.companyIds.includes(c.id) || request.companyIdPrefixes.some((p) => c.id.startsWith(p)),
     );
     const access = byKey(this.access).filter((a) => keys.has(a.userKey));
-    return deepFreeze(structuredClone({ users, companies, access }));
+    const grantGroups = Object.fromEntries(access.map((a) => [a.companyId, this.companies.get(a.companyId)?.licenseGroup ?? 'root']));
+    return deepFreeze(structuredClone({ users, companies, access, grantGroups, groups: byKey(this.groups), groupContents: [] }));
   }
 
   apply(changes: ChangeSet): void {
@@ -70,6 +74,7 @@ export class MemoryStore {
       this.users.set(record.key, record);
     }
     for (const c of changes.companies) this.companies.set(c.id, structuredClone(c));
+    for (const g of changes.groups) this.groups.set(g.id, structuredClone(g));
     for (const a of changes.revokedAccess) this.access.delete(pairKey(a.userKey, a.companyId));
     for (const a of changes.grantedAccess) this.access.set(pairKey(a.userKey, a.companyId), { ...a });
     // What the foreign keys of the SQL schema would refuse.

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { ChangeSet, Snapshot } from '../../src/batch/plan';
+import type { ChangeSet, Plan, Snapshot } from '../../src/batch/plan';
+import { emptyChangeSet } from '../../src/domain/changes';
+import { rootGroup } from '../../src/domain/groups';
 import type { AccessRecord } from '../../src/domain/access';
 import { COMPANY_FIELDS, type CompanyRecord } from '../../src/domain/companies';
 import { emptyValues } from '../../src/domain/fields';
@@ -30,9 +32,26 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** A snapshot of root alone unless `parts` names other groups; its seats used count the users given that take one. */
 export function snapshot(parts: Partial<Snapshot> = {}): Snapshot {
+  const seats = (parts.users ?? []).filter((u) => !u.deleted && u.userType !== 'READ_ONLY').length;
   // Frozen: the planner is pure and must never touch what the store gave it.
-  return deepFreeze({ users: [], companies: [], access: [], ...parts });
+  return deepFreeze({ users: [], companies: [], access: [], groups: [{ ...rootGroup(), seatsUsed: seats }], groupContents: [], ...parts });
 }
 
-export const EMPTY_CHANGES: ChangeSet = { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [] };
+export const EMPTY_CHANGES: ChangeSet = emptyChangeSet();
+
+/**
+ * The plan without the seat counters it updates (SPEC §7.2): every user created, restored, deleted
+ * or made READ_ONLY changes the seats used of its group and the groups above. Planner tests about
+ * other things compare the change set without those entries — only groups whose seats used is all
+ * that changed are left out; test/unit/groups.test.ts asserts the counters themselves.
+ */
+export function withoutSeatCounts(plan: Plan, snap: Snapshot): Plan {
+  const before = new Map(snap.groups.map((g) => [g.id, g]));
+  const groups = plan.changes.groups.filter((g) => {
+    const was = before.get(g.id);
+    return !was || JSON.stringify({ ...was, seatsUsed: 0 }) !== JSON.stringify({ ...g, seatsUsed: 0 });
+  });
+  return { ...plan, changes: { ...plan.changes, groups } };
+}

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { isPostgresUrl } from '../../src/store/open-store';
+import type { Page } from '../../src/store/store';
 import * as postgres from './postgres-dump';
 import * as sqlite from './sqlite-dump';
 
@@ -71,3 +72,6 @@ export function withoutTimestampsOf(dump: Record<string, unknown[]>, recreated: 
     });
   return { ...dump, companies: strip(dump.companies, 'id'), access: strip(dump.access, 'company_id') };
 }
+
+/** A page that holds every row of a listing, for tests that read the store directly. */
+export const ALL: Page = { limit: 1_000_000, start: 0 };

@@ -96,7 +96,7 @@ describe('parseBatch: unknown elements', () => {
     const doc = batch('<user><username>a</username><phone>123</phone></user><user><username>b</username></user>');
     const [first, second] = doc.operations as UserOperation[];
     expect(first.invalid).toBe(
-      'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>',
+      'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>, <licenseGroup>',
     );
     expect(first.username).toBe('a');
     expect(second.invalid).toBeUndefined();
@@ -104,7 +104,7 @@ describe('parseBatch: unknown elements', () => {
 
   test('when a <company> contains an unknown element, then the message names it and the company elements', () => {
     expect(company('<id>c</id><city>Praha</city>').invalid).toBe(
-      'unknown element <city> in <company>; expected <id>, <name>, <country>, <regNo>, <vatId>, <validUntil>, <type>, <adminUser>, <show>',
+      'unknown element <city> in <company>; expected <id>, <name>, <country>, <regNo>, <vatId>, <validUntil>, <type>, <adminUser>, <show>, <licenseGroup>',
     );
   });
 
@@ -115,17 +115,17 @@ describe('parseBatch: unknown elements', () => {
   });
 
   test('when the batch contains an unknown operation element, then it becomes an unknown operation naming it and <user>, <company>, <access>', () => {
-    const op = only('<licenseGroup><id>g</id></licenseGroup>');
+    const op = only('<invoice><id>g</id></invoice>');
     expect(op).toMatchObject({
       kind: 'unknown',
-      element: 'licenseGroup',
-      invalid: 'unknown element <licenseGroup> in <flexibee-batch>; expected <user>, <company>, <access>',
+      element: 'invoice',
+      invalid: 'unknown element <invoice> in <flexibee-batch>; expected <user>, <company>, <access>, <licenseGroup>',
     });
   });
 
   test('when an element differs from a known one only in case, then it is unknown and the message suggests the right spelling', () => {
     expect(user('<UserName>a</UserName>').invalid).toBe(
-      'unknown element <UserName> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType> (element names are case-sensitive: did you mean <username>?)',
+      'unknown element <UserName> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>, <licenseGroup> (element names are case-sensitive: did you mean <username>?)',
     );
     expect(only('<User><username>a</username></User>').invalid).toMatch(/unknown element <User> in <flexibee-batch>.*did you mean <user>\?/);
   });

@@ -4,7 +4,7 @@ import type { AccessRecord } from '../../src/domain/access';
 import { verifyPasswordSync } from '../../src/domain/passwords';
 import { noPermissions } from '../../src/domain/permissions';
 import type { Principal } from '../../src/domain/principals';
-import { company, EMPTY_CHANGES, grant, sha256, snapshot, user } from '../support/snapshots';
+import { company, EMPTY_CHANGES, grant, sha256, snapshot, user, withoutSeatCounts } from '../support/snapshots';
 
 /** Pre-hashed digests of the lengths SPEC §4.3 requires; the planner never checks their value. */
 const SHA256_DIGEST = 'af123bd3'.repeat(8);
@@ -15,9 +15,10 @@ const ROOT: Principal = { kind: 'cli', name: 'cli', scope: 'root' };
 // ── hand-made snapshots ─────────────────────────────────────────────────────────────────
 
 
+/** The seat counters (SPEC §7.2) are left out of the change set here: test/unit/groups.test.ts asserts them. */
 function plan(operations: string, snap: Snapshot = snapshot(), rootAttributes = ''): Plan {
   const doc = parseBatch(`<flexibee-batch id="t"${rootAttributes}>${operations}</flexibee-batch>`, { maxOperations: 1000 });
-  return planBatch(doc, snap, { principal: ROOT, passwordMatches: verifyPasswordSync });
+  return withoutSeatCounts(planBatch(doc, snap, { principal: ROOT, passwordMatches: verifyPasswordSync }), snap);
 }
 
 /** [status, id, message] of every result, messages only where given. */
@@ -629,7 +630,7 @@ describe('planBatch: failures, atomic and the change set (SPEC §5.3)', () => {
     '<access user="petr" role="CHEF">moje_firma_s_r_o_</access>',
     '<access user="ghost" role="ADMIN">moje_firma_s_r_o_</access>',
     '<access user="petr" role="ADMIN">nowhere</access>',
-    '<licenseGroup><id>g</id></licenseGroup>',
+    '<invoice><id>g</id></invoice>',
   ];
 
   test.each(FAILING.map((f) => [f]))('when %s FAILS in the middle of a batch, then the change set is exactly as without it and the later operations still run', (failing) => {
@@ -646,21 +647,21 @@ describe('planBatch: failures, atomic and the change set (SPEC §5.3)', () => {
   });
 
   test('when an unknown element is an operation, then it is FAILED naming it and the expected ones', () => {
-    const p = plan('<licenseGroup><id>g</id></licenseGroup>');
+    const p = plan('<invoice><id>g</id></invoice>');
     expect(p.results).toEqual([
       {
         type: 'UNKNOWN',
         action: 'CREATE_UPDATE',
-        id: 'licenseGroup',
+        id: 'invoice',
         status: 'FAILED',
-        message: 'unknown element <licenseGroup> in <flexibee-batch>; expected <user>, <company>, <access>',
+        message: 'unknown element <invoice> in <flexibee-batch>; expected <user>, <company>, <access>, <licenseGroup>',
       },
     ]);
   });
 
   test('when an invalid element still names its user, then the FAILED entry carries that id', () => {
     expect(outcomes(plan('<user><username>eva</username><phone>1</phone></user>'))).toEqual([
-      ['FAILED', 'eva', 'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>'],
+      ['FAILED', 'eva', 'unknown element <phone> in <user>; expected <username>, <password>, <email>, <givenName>, <familyName>, <validUntil>, <permissions>, <defaultRole>, <blocked>, <userType>, <licenseGroup>'],
     ]);
   });
 
@@ -699,6 +700,6 @@ describe('planBatch: failures, atomic and the change set (SPEC §5.3)', () => {
        <access user="eva" role="ADMIN"/></flexibee-batch>`,
       { maxOperations: 10 },
     );
-    expect(snapshotRequest(doc)).toEqual({ userKeys: ['anna.mlada', 'petr', 'eva'], companyIds: ['moje_firma_s_r_o_', 'old'], companyIdPrefixes: ['demo_a_s_'] });
+    expect(snapshotRequest(doc)).toEqual({ userKeys: ['anna.mlada', 'petr', 'eva'], companyIds: ['moje_firma_s_r_o_', 'old'], companyIdPrefixes: ['demo_a_s_'], groupIds: [], groupCounts: [] });
   });
 });

@@ -26,6 +26,7 @@
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { XMLValidator } from 'fast-xml-parser';
+import { emptyChangeSet } from '../../src/domain/changes';
 import type { BatchDocument } from '../../src/batch/operations';
 import { parseBatch } from '../../src/batch/parse';
 import { planBatch, snapshotRequest, type Plan, type Snapshot } from '../../src/batch/plan';
@@ -53,7 +54,7 @@ import type { UserView } from '../../src/store/store';
 import { generateBatch } from '../support/batch-generator';
 import { cloneState, contested, emptyState, idempotentBySpec, recordsAsModel, runModel, stateData, verifiesAs, type ModelState } from '../support/batch-model';
 import { MemoryStore } from '../support/memory-store';
-import { company, user } from '../support/snapshots';
+import { company, snapshot, user } from '../support/snapshots';
 
 const SEED = Number(process.env.FC_SEED ?? 20_240_604);
 /** FC_RUNS multiplies every run count, for a longer hunt than the default suite affords. */
@@ -231,7 +232,7 @@ const randomText = fc.oneof(
 );
 
 /** A store the parsed batches are planned against: the pool users (one of them the actor), companies and grants. */
-const PLANNING_SNAPSHOT: Snapshot = {
+const PLANNING_SNAPSHOT: Snapshot = snapshot({
   users: [
     user('anna.mlada', { givenName: 'Anna', permissions: { ...noPermissions(), createUser: true, grantPermission: true }, defaultRole: 'UCETNI' }),
     user('petr.novak', { passwordHash: 'sha256:s:00', blocked: true, blockMessage: 'x' }),
@@ -245,7 +246,7 @@ const PLANNING_SNAPSHOT: Snapshot = {
     { userKey: 'anna.mlada', companyId: 'moje_firma_s_r_o_', role: 'ADMIN' },
     { userKey: 'petr.novak', companyId: 'beta', role: 'UCETNI' },
   ],
-};
+});
 
 /** The parser's contract: a BatchDocument, or FlexiError 400/413 (415 for a declared non-UTF-8 encoding) with a message an XML envelope can carry. */
 function parseOrRefuse(body: string, maxOperations: number): BatchDocument | undefined {
@@ -438,7 +439,7 @@ function send(world: World, body: string, actor: Actor, context: string[]): Plan
   for (const r of plan.results) if (r.status === 'FAILED' && !r.message?.trim()) same(r, { ...r, message: 'a reason' }, where);
   if (doc.atomic && plan.results.some((r) => r.status === 'FAILED')) {
     for (const r of plan.results) if (r.status !== 'FAILED') same(r, { ...r, status: 'SKIPPED', message: 'rolled back' }, where);
-    same(plan.changes, { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [] }, where);
+    same(plan.changes, emptyChangeSet(), where);
   }
   // The change set is net: it names no user exactly as the snapshot has it.
   for (const u of plan.changes.users) {

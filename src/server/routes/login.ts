@@ -1,5 +1,6 @@
 import express, { type Request, type Router } from 'express';
 import { parseXmlDocument } from '../../xml/reader';
+import { GROUP_ID_PATTERN } from '../../domain/groups';
 import { FlexiError } from '../../errors';
 import { asAttempt, clientAddress, loginKey, refuse, SESSION_HEADER } from '../authenticate';
 import { isXmlType } from '../body';
@@ -18,7 +19,7 @@ function answerFormat(req: Request): Format {
 }
 
 /** `{"username","password"}` as JSON, a form, or XML (`<login><username>…</username><password>…</password></login>`). */
-function credentialsOf(req: Request): { username: string; password: string } {
+function credentialsOf(req: Request): { username: string; password: string; tenant?: string } {
   const body: unknown = req.body;
   const text = Buffer.isBuffer(body) ? body.toString('utf8') : '';
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
@@ -37,11 +38,14 @@ function credentialsOf(req: Request): { username: string; password: string } {
   } else {
     throw new FlexiError('unsupported-media-type', 'Send the login as JSON, a form (application/x-www-form-urlencoded) or XML.');
   }
-  const { username, password } = fields ?? {};
+  const { username, password, tenant } = fields ?? {};
   if (typeof username !== 'string' || typeof password !== 'string' || !username) {
     throw new FlexiError('bad-request', 'The login needs a username and a password.');
   }
-  return { username, password };
+  if (tenant !== undefined && (typeof tenant !== 'string' || !GROUP_ID_PATTERN.test(tenant))) {
+    throw new FlexiError('bad-request', 'The tenant of a login must be a license group id: 1–64 characters of a–z, 0–9 and _.');
+  }
+  return { username, password, ...(tenant === undefined ? {} : { tenant }) };
 }
 
 
@@ -54,16 +58,19 @@ export function loginRoutes(router: Router, deps: AppDeps): void {
       const format = answerFormat(req);
       res.locals.format = format;
       auth.throttle.assertAllowed(clientAddress(req));
-      const { username, password } = credentialsOf(req);
+      const credentials = credentialsOf(req);
+      const { username } = credentials;
       const result = await asAttempt(auth.throttle.begin(clientAddress(req), loginKey(username)), async () => {
-        const outcome = await login(deps.store, deps.passwordChecks, username, password, auth.sessionIdleMs);
+        const outcome = await login(deps.store, deps.passwordChecks, credentials, auth.sessionIdleMs);
         if (outcome.ok) return outcome;
+        // Only one who knows the password learns that the tenant is not one of its scope; nothing is made.
+        if (outcome.reason === 'tenant') throw new FlexiError('forbidden', `Cannot log in to tenant ${outcome.tenant}: no such license group in your scope.`);
         if (outcome.reason === 'blocked') refuse(auth, req, { kind: 'login-blocked', reason: `login of blocked user ${username}` }, `User ${outcome.username} is blocked: ${outcome.message}`);
         // The same 401 as every other refusal: nothing tells a wrong name from a wrong password.
         refuse(auth, req, { kind: 'login-failed', reason: `failed login for ${username}` }, undefined, { pbkdf2Iterations: outcome.pbkdf2Iterations });
       });
-      res.locals.principal = { kind: 'session', name: result.user.username, scope: result.user.licenseGroup, actingUser: result.user.username };
-      sendAnswer(res, answerIn(format, successDocument({ authSessionId: result.sessionId }, format)));
+      res.locals.principal = { kind: 'session', name: result.user.username, scope: result.tenant, actingUser: result.user.username };
+      sendAnswer(res, answerIn(format, successDocument({ authSessionId: result.sessionId, tenant: result.tenant, tenants: result.tenants }, format)));
     });
   }
 
