@@ -85,16 +85,16 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
     sendAnswer(res, answerIn(formatOf(file), renderUser(user, formatOf(file))));
   });
 
-  router.get('/u/:login/:file', requireAuth(deps), async (req, res) => {
-    const file = String(req.params.file);
-    const login = String(req.params.login);
-    if (file !== 'tenants.json' && file !== 'tenants.xml') throw new FlexiError('not-found', `There is no endpoint GET ${req.path}.`);
-    const principal = principalOf(res);
-    const only = await readableUserOnly(principal, deps.store);
-    const tenants = await deps.store.tenantsOf(principal.scope, login);
-    if (!tenants || (only !== undefined && userKey(login) !== only)) throw new FlexiError('not-found', `User ${login} does not exist.`);
-    sendAnswer(res, answerIn(formatOf(file), renderTenants(tenants, formatOf(file))));
-  });
+  for (const file of ['tenants.json', 'tenants.xml']) {
+    router.get(`/u/:login/${file}`, requireAuth(deps), async (req, res) => {
+      const login = String(req.params.login);
+      const principal = principalOf(res);
+      const only = await readableUserOnly(principal, deps.store);
+      const tenants = await deps.store.tenantsOf(principal.scope, login);
+      if (!tenants || (only !== undefined && userKey(login) !== only)) throw new FlexiError('not-found', `User ${login} does not exist.`);
+      sendAnswer(res, answerIn(formatOf(file), renderTenants(tenants, formatOf(file))));
+    });
+  }
 
   for (const path of ['/c.json', '/c.xml']) {
     router.get(path, requireAuth(deps), async (req, res) => {
