@@ -19,7 +19,9 @@ import { parseOptions as parseBenchOptions, type BenchResults } from './run';
 /** dist-bench/bench/compare.js → the repository whose working tree is the default head. */
 const REPO_ROOT = resolve(__dirname, '..', '..');
 const RUN_JS = join('dist-bench', 'bench', 'run.js');
-const OWN_OPTIONS = new Set(['base', 'head', 'runs', 'phases', 'db', 'out', 'keep', 'help']);
+const OWN_OPTIONS = new Set(['base', 'head', 'runs', 'phases', 'db', 'out', 'keep', 'help', 'base-args', 'head-args']);
+/** Options whose value is itself a list of bench options, so it may start with "--". */
+const ARG_LISTS = new Set(['base-args', 'head-args']);
 const FLAGS = new Set(['keep', 'help']);
 
 export interface CompareOptions {
@@ -33,6 +35,8 @@ export interface CompareOptions {
   keep: boolean;
   /** Further bench options (--scale, --duration, …), given to every run as they are. */
   passthrough: string[];
+  /** Bench options for the runs of one build only (e.g. --group-depth 3 for head: a new option the base does not know). */
+  sideArgs: Record<Side, string[]>;
 }
 
 const HELP = `usage: npm run bench:compare -- --base REF [options] [bench options]
@@ -45,6 +49,9 @@ const HELP = `usage: npm run bench:compare -- --base REF [options] [bench option
                     dropped afterwards (default: SQLite files in a temporary folder)
   --out FILE        where every run and the summary go (default bench/compare.json)
   --keep            keep the temporary worktrees and say where they are
+  --base-args "…"   bench options for the base's runs only, split on spaces
+  --head-args "…"   bench options for the head's runs only: --head-args "--group-depth 3" with
+                    --base HEAD compares every object three groups deep with the same build in root
 
 Any other option (--scale N, --duration S, --pbkdf2-iterations N) goes to every run of
 both builds as it is; see npm run bench -- --help. Nothing here judges the ratios: the
@@ -67,6 +74,7 @@ export function parseCompareOptions(argv: string[]): CompareOptions | 'help' {
       if (match?.[2] !== undefined) throw new UsageError(`--${name} takes no value`);
       own[name] = true;
     } else if (match?.[2] !== undefined) own[name] = match[2];
+    else if (ARG_LISTS.has(name) && i + 1 < argv.length) own[name] = argv[++i];
     else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) own[name] = argv[++i];
     else throw new UsageError(`--${name} needs a value`);
   }
@@ -86,6 +94,14 @@ export function parseCompareOptions(argv: string[]): CompareOptions | 'help' {
     throw new UsageError((e as Error).message);
   }
   if (bench === 'help') return 'help';
+  const sideArgs = { base: words(text('base-args')), head: words(text('head-args')) };
+  for (const side of ['base', 'head'] as const) {
+    try {
+      parseBenchOptions([...passthrough, ...sideArgs[side]]);
+    } catch (e) {
+      throw new UsageError(`--${side}-args: ${(e as Error).message}`);
+    }
+  }
   return {
     base,
     head: text('head'),
@@ -95,8 +111,11 @@ export function parseCompareOptions(argv: string[]): CompareOptions | 'help' {
     out: resolve(text('out') ?? join(REPO_ROOT, 'bench', 'compare.json')),
     keep: own.keep === true,
     passthrough,
+    sideArgs,
   };
 }
+
+const words = (text: string | undefined): string[] => (text ?? '').split(/\s+/).filter((w) => w.length > 0);
 
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -421,7 +440,7 @@ async function benchRun(build: Build, options: CompareOptions, runsDir: string, 
   const dir = join(runsDir, String(sequence));
   mkdirSync(dir);
   const out = join(dir, 'results.json');
-  const args = [join(build.dir, RUN_JS), '--phases', options.phases.join(','), '--out', out, ...options.passthrough];
+  const args = [join(build.dir, RUN_JS), '--phases', options.phases.join(','), '--out', out, ...options.passthrough, ...options.sideArgs[build.info.side]];
   const loadAverageBefore = loadavg().map(round2);
   const startedAt = new Date();
   const go = (db: string[]): Promise<ChildResult> =>
@@ -471,6 +490,8 @@ export async function compare(options: CompareOptions): Promise<{ code: number; 
       phases: options.phases,
       store: options.db ? withoutPassword(options.db) : 'sqlite',
       passthrough: options.passthrough,
+      baseArgs: options.sideArgs.base,
+      headArgs: options.sideArgs.head,
     },
     builds: [] as BuildInfo[],
     loadAverageBefore: loadavg().map(round2),
@@ -537,7 +558,9 @@ export async function main(argv: string[]): Promise<number> {
   const summary = report.summary as MetricSummary[];
   if (report.complete === true) {
     const store = options.db ? 'PostgreSQL' : 'SQLite';
-    const passed = options.passthrough.length ? `, ${options.passthrough.join(' ')}` : '';
+    const passed =
+      (options.passthrough.length ? `, ${options.passthrough.join(' ')}` : '') +
+      (['base', 'head'] as const).map((side) => (options.sideArgs[side].length ? `, ${side} only: ${options.sideArgs[side].join(' ')}` : '')).join('');
     process.stdout.write(
       `${formatComparison(builds, summary, options.runs)}\n\n` +
         `${options.runs} run(s) of each build on ${store}, alternating base first${passed}; load average ` +

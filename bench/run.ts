@@ -19,11 +19,12 @@ import { arch, cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:o
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PBKDF2_ITERATIONS } from '../src/domain/passwords';
+import { ROOT_GROUP } from '../src/domain/principals';
 import { isPostgresUrl } from '../src/store/open-store';
 import { writePostgresBaseline } from './postgres-baseline';
 import { writeBaseline } from './sqlite-baseline';
-import { clientAgent, expectAll, send, startBenchServer, type BenchServer } from './server';
-import { countsAt, entityWorkload, oneUserBatch, plainPasswordBatch } from './workload';
+import { clientAgent, expectAll, resultStats, send, startBenchServer, type BenchServer } from './server';
+import { countsAt, entityWorkload, groupChain, groupChainBatch, oneUserBatch, plainPasswordBatch } from './workload';
 
 /** dist-bench/bench/run.js → the repository; the server is the dist-bench/src this run just compiled. */
 const REPO_ROOT = resolve(__dirname, '..', '..');
@@ -43,6 +44,8 @@ export interface BenchOptions {
   /** Profile the main server (phases A–D) with node --cpu-prof into this folder. */
   cpuProf?: string;
   keep: boolean;
+  /** 0: every object in `root`; N: in the deepest of a chain of N groups below `root` (issue 11's scope checks). */
+  groupDepth: number;
 }
 
 export interface PhaseResult {
@@ -75,6 +78,8 @@ const HELP = `usage: npm run bench -- [options]
   --pbkdf2-iterations N   iterations of phase F (default ${DEFAULT_PBKDF2_ITERATIONS}, the server's default)
   --cpu-prof DIR          run the main server (A–D) under node --cpu-prof, profiles into DIR
   --keep                  keep the temporary folder (stores, certificates) and say where it is
+  --group-depth N         put the users and companies of W, A, B, C and D in a group N levels below
+                          root (a chain bench_1 … bench_N, made before W); default 0, everything in root
 `;
 
 class UsageError extends Error {}
@@ -102,6 +107,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         'pbkdf2-iterations': { type: 'string' },
         'cpu-prof': { type: 'string' },
         keep: { type: 'boolean' },
+        'group-depth': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -114,6 +120,8 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new UsageError(`unknown phase '${p}'; expected some of ${PHASES.join(',')}`);
   const iterations = positiveNumber(values['pbkdf2-iterations'], 'pbkdf2-iterations', DEFAULT_PBKDF2_ITERATIONS);
   if (!Number.isInteger(iterations)) throw new UsageError('--pbkdf2-iterations must be a whole number');
+  const groupDepth = Number(values['group-depth'] ?? 0);
+  if (!Number.isInteger(groupDepth) || groupDepth < 0 || groupDepth > 64) throw new UsageError(`--group-depth must be a whole number from 0 to 64, not '${values['group-depth']}'`);
   return {
     db: values.db,
     scale: positiveNumber(values.scale, 'scale', 1),
@@ -123,6 +131,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     pbkdf2Iterations: iterations,
     cpuProf: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     keep: values.keep ?? false,
+    groupDepth,
   };
 }
 
@@ -195,6 +204,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       logLevel: 'warn',
       phases: options.phases,
       cpuProfile: options.cpuProf !== undefined,
+      groupDepth: options.groupDepth,
     },
     phases: {},
     server: {},
@@ -207,8 +217,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     return server;
   };
 
+  const chain = groupChain(options.groupDepth);
+  const group = chain.at(-1) ?? ROOT_GROUP;
   try {
-    const a = entityWorkload(`a${nonce}`, countsAt(options.scale));
+    const a = entityWorkload(`a${nonce}`, countsAt(options.scale), group);
     if (run.has('A') || run.has('B') || run.has('C') || run.has('D')) {
       const nodeArgs = options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProf] : [];
       const server = await start(storeOf('bench'), [], nodeArgs);
@@ -217,18 +229,30 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
         const warm = await send(agent, server.port, 'GET', '/status.json');
         if (warm.status !== 200) throw new Error(`GET /status.json answered ${warm.status}: ${warm.body}`);
         results.server.rssAtStartBytes = server.memory().rssBytes;
+        if (chain.length > 0) {
+          progress(`groups: ${chain.join(' > ')}`);
+          const answer = await send(agent, server.port, 'PUT', '/admin/batch', groupChainBatch(`bench-${nonce}-groups`, chain));
+          const stats = resultStats(answer);
+          if (stats.created + stats.skipped !== chain.length) throw new Error(`the group chain was not made: ${answer.body.slice(0, 500)}`);
+        }
 
         {
           // A server that has run for a while has its batch path compiled by V8; its very first
           // batch pays for that. One batch a tenth the size of A, with names of its own, is sent
           // first and shown as W, so A measures the path rather than the JIT's start.
-          const w = entityWorkload(`w${nonce}`, countsAt(options.scale / 10));
+          const w = entityWorkload(`w${nonce}`, countsAt(options.scale / 10), group);
           progress(`W: warm-up, one batch of ${w.operations} operations`);
           const answer = await send(agent, server.port, 'PUT', '/admin/batch', w.send(`bench-${nonce}-W`));
           const stats = expectAll(answer, 'created', w.operations, 'W');
           const again = await send(agent, server.port, 'PUT', '/admin/batch', w.send(`bench-${nonce}-W2`));
           expectAll(again, 'skipped', w.operations, 'W');
           results.phases.W = rate('warm-up: the first batch, cold', 'operations', w.operations, answer.ms / 1000, { stats });
+          if (chain.length > 0) {
+            // The point of --group-depth: the objects really are down there.
+            const seen = await send(agent, server.port, 'GET', `/g/${group}.json`);
+            const seatsUsed = seen.status === 200 ? (JSON.parse(seen.body) as { winstrom: { group: { seatsUsed?: number }[] } }).winstrom.group[0]?.seatsUsed : undefined;
+            if (seatsUsed !== w.rows.users.length) throw new Error(`W: group ${group} should hold ${w.rows.users.length} users, GET /g/${group}.json answered ${seen.status}: ${seen.body.slice(0, 300)}`);
+          }
         }
         if (run.has('A') || run.has('B')) {
           const body = a.send(`bench-${nonce}-A`);
@@ -246,7 +270,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
         }
         if (run.has('C')) {
           results.server.peakRssBeforeCBytes = server.memory().peakRssBytes;
-          const c = entityWorkload(`c${nonce}`, countsAt(options.scale, 10));
+          const c = entityWorkload(`c${nonce}`, countsAt(options.scale, 10), group);
           const body = c.send(`bench-${nonce}-C`);
           progress(`C: one batch of ${c.operations} operations (${mib(Buffer.byteLength(body))})`);
           const answer = await send(agent, server.port, 'PUT', '/admin/batch', body);
@@ -274,7 +298,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
               Array.from({ length: CLIENTS }, async () => {
                 while (process.hrtime.bigint() < deadline) {
                   const n = next++;
-                  const answer = await send(clients, server.port, 'PUT', '/admin/batch', oneUserBatch(`bench-${nonce}-D-${n}`, `d${nonce}.user${n}`));
+                  const answer = await send(clients, server.port, 'PUT', '/admin/batch', oneUserBatch(`bench-${nonce}-D-${n}`, `d${nonce}.user${n}`, group));
                   expectAll(answer, 'created', 1, 'D');
                   latencies.push(answer.ms);
                 }

@@ -38,15 +38,31 @@ export function preHashed(salt: string, plain: string): { stored: string; elemen
   return { stored: `sha256:${salt}:${hex}`, element: `<password hash="sha256" salt="${salt}">${hex}</password>` };
 }
 
-function userRecord(username: string, passwordHash: string | null, familyName: string): UserRecord {
-  return { ...newUserRecord(username, ROOT_GROUP), email: `${username}@bench.example`, givenName: 'Bench', familyName, passwordHash };
+function userRecord(username: string, passwordHash: string | null, familyName: string, group = ROOT_GROUP): UserRecord {
+  return { ...newUserRecord(username, group), email: `${username}@bench.example`, givenName: 'Bench', familyName, passwordHash };
 }
+
+/** `<licenseGroup>` of an object outside `root`; nothing for `root`, the principal's own group. */
+const groupElement = (group: string): string => (group === ROOT_GROUP ? '' : `<licenseGroup>${group}</licenseGroup>`);
 
 function userElement(u: UserRecord, password: string): string {
   return (
     `<user><username>${u.username}</username>${password}<email>${u.email}</email>` +
-    `<givenName>${u.givenName}</givenName><familyName>${u.familyName}</familyName></user>\n`
+    `<givenName>${u.givenName}</givenName><familyName>${u.familyName}</familyName>${groupElement(u.licenseGroup)}</user>\n`
   );
+}
+
+/** The ids of a chain of `depth` license groups below `root`, the deepest last. */
+export function groupChain(depth: number): string[] {
+  return Array.from({ length: depth }, (_, i) => `bench_${i + 1}`);
+}
+
+/** A batch creating the chain (each group the child of the one before); sent again, all SKIPPED. */
+export function groupChainBatch(batchId: string, chain: readonly string[]): string {
+  const groups = chain.map(
+    (id, i) => `<licenseGroup><id>${id}</id><name>Bench level ${i + 1}</name><parent>${i === 0 ? ROOT_GROUP : chain[i - 1]}</parent></licenseGroup>\n`,
+  );
+  return document(batchId, groups.join(''));
 }
 
 const document = (batchId: string, body: string): string => `<?xml version="1.0" encoding="UTF-8"?>\n<flexibee-batch id="${batchId}">\n${body}</flexibee-batch>\n`;
@@ -57,14 +73,14 @@ const document = (batchId: string, body: string): string => `<?xml version="1.0"
  * something, and sent again every one is SKIPPED. `prefix` ([a-z0-9]) keeps the names of
  * different phases and runs apart.
  */
-export function entityWorkload(prefix: string, counts: Counts): Workload {
+export function entityWorkload(prefix: string, counts: Counts, group = ROOT_GROUP): Workload {
   const parts: string[] = [];
   const users: UserRecord[] = [];
   const companies: CompanyRecord[] = [];
   const access: AccessRecord[] = [];
   for (let i = 0; i < counts.users; i++) {
     const password = preHashed(`s${prefix}${i}`, `password ${i}`);
-    const user = userRecord(`${prefix}.user${i}`, password.stored, `User ${i}`);
+    const user = userRecord(`${prefix}.user${i}`, password.stored, `User ${i}`, group);
     users.push(user);
     parts.push(userElement(user, password.element));
   }
@@ -77,11 +93,11 @@ export function entityWorkload(prefix: string, counts: Counts): Workload {
       ...emptyValues(COMPANY_FIELDS),
       type: defaultOrgType('CZ'),
       show: true,
-      licenseGroup: ROOT_GROUP,
+      licenseGroup: group,
     };
     companies.push(company);
     access.push({ userKey: admin.key, companyId: company.id, role: 'ADMIN' });
-    parts.push(`<company><id>${company.id}</id><name>${company.name}</name><country>CZ</country><adminUser>${admin.username}</adminUser></company>\n`);
+    parts.push(`<company><id>${company.id}</id><name>${company.name}</name><country>CZ</country><adminUser>${admin.username}</adminUser>${groupElement(group)}</company>\n`);
   }
   for (let k = 0; k < counts.grants; k++) {
     const user = users[k % users.length];
@@ -99,8 +115,8 @@ export function entityWorkload(prefix: string, counts: Counts): Workload {
 }
 
 /** One new user with a pre-hashed password (phase D). */
-export function oneUserBatch(batchId: string, username: string): string {
-  const user = userRecord(username, null, 'Single');
+export function oneUserBatch(batchId: string, username: string, group = ROOT_GROUP): string {
+  const user = userRecord(username, null, 'Single', group);
   return document(batchId, userElement(user, preHashed(`s${username}`, 'one password').element));
 }
 
