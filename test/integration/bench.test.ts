@@ -100,7 +100,7 @@ describe('npm run bench:compare', () => {
       ['base', 'HEAD', head],
       ['head', null, head],
     ]);
-    expect(report.config).toEqual({ runs: 1, phases: ['A', 'B', 'D'], store: 'sqlite', passthrough: ['--scale', '0.01', '--duration', '1'], order: expect.any(String) });
+    expect(report.config).toEqual({ runs: 1, phases: ['A', 'B', 'D'], store: 'sqlite', passthrough: ['--scale', '0.01', '--duration', '1'], baseArgs: [], headArgs: [], order: expect.any(String) });
     expect(report.loadAverageBefore).toHaveLength(3);
     expect(report.loadAverageAfter).toHaveLength(3);
     expect(report.runs.map((r) => [r.sequence, r.build])).toEqual([
