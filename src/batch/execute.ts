@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Principal } from '../domain/principals';
-import { describePrincipal } from '../domain/principals';
+import { describePrincipal, eventCredential } from '../domain/principals';
 import { hashPassword, verifyPassword, verifyPasswordSync, type HashPolicy } from '../domain/passwords';
 import { userKey, type UserRecord } from '../domain/users';
 import { FlexiError, isFlexiError } from '../errors';
@@ -134,6 +134,7 @@ export class BatchExecutor {
           const users = await hashNewPasswords(plan.changes.users, this.options.hashPolicy);
           written = users.map((u) => u.passwordHash);
           await tx.apply({ ...plan.changes, users });
+          await tx.recordEvents({ batchId: doc.id, actor: { credential: eventCredential(principal), user: principal.actingUser ?? null }, events: plan.events });
           await tx.journal({
             batchId: doc.id,
             credential: `${principal.kind}:${principal.name}`,

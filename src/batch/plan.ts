@@ -9,6 +9,7 @@ import { beyondActor, missingFor, PERMISSION_NAMES, runsCompany, takeoverBlocker
 import { ROOT_GROUP, type Principal } from '../domain/principals';
 import { DEFAULT_ROLE, findRole, type RoleCode } from '../domain/roles';
 import { newUserRecord, USER_FIELDS, userKey, type UserRecord } from '../domain/users';
+import { accessEvent, companyDeleted, companyEvents, groupEvent, userEvents, type PlannedEvent } from '../domain/events';
 import { emptyChangeSet, type ChangeSet, type GroupContents, type GroupMove, type PlannedUser, type Snapshot, type SnapshotRequest } from '../domain/changes';
 import type { OperationResult, Status } from '../domain/results';
 import type {
@@ -35,6 +36,8 @@ export type { OperationResult, Status } from '../domain/results';
 export interface Plan {
   results: OperationResult[];
   changes: ChangeSet;
+  /** What the changes tell the world (SPEC §10.1), in the order they happened; none when nothing is committed. */
+  events: PlannedEvent[];
 }
 
 /** A company id prefix long enough to find every candidate of companyIdCandidate(). */
@@ -174,6 +177,11 @@ class WorkingState {
   private readonly grantGroups = new Map<string, string>();
   /** What is left in the groups the batch may delete, kept up to date as it moves things. */
   private readonly contents = new Map<string, GroupContents>();
+  /**
+   * The events of the changes so far (SPEC §10.1), in the order they happened. An operation that
+   * fails stops before it changes anything, so it adds none.
+   */
+  readonly events: PlannedEvent[] = [];
 
   constructor(snapshot: Snapshot) {
     for (const u of snapshot.users) {
@@ -215,6 +223,7 @@ class WorkingState {
 
   createGroup(group: GroupRecord): void {
     this.putGroup(group);
+    this.emit(groupEvent(undefined, group));
     this.groupMoves.push({ kind: 'create', id: group.id, parentId: group.parentId as string });
     this.count(group.parentId, 'groups', 1);
   }
@@ -233,6 +242,7 @@ class WorkingState {
   }
 
   deleteGroup(group: GroupRecord): void {
+    this.emit(groupEvent(group, undefined));
     this.groups.delete(group.id);
     this.touchedGroups.add(group.id);
     this.groupMoves.push({ kind: 'delete', id: group.id, parentId: group.parentId as string });
@@ -266,25 +276,42 @@ class WorkingState {
     set.add(user);
   }
 
+  emit(event: PlannedEvent | undefined): void {
+    if (event) this.events.push(event);
+  }
+
+  private accessChanged(user: string, company: string, before: RoleCode | undefined, after: RoleCode | undefined): void {
+    const u = this.users.get(user);
+    const c = this.companies.get(company);
+    const companyGroup = c?.licenseGroup ?? this.grantGroups.get(company);
+    if (u && companyGroup !== undefined) this.events.push(accessEvent(u, { id: company, licenseGroup: companyGroup }, before, after));
+  }
+
   grant(user: string, company: string, role: RoleCode): void {
+    this.accessChanged(user, company, this.grants.get(user)?.get(company), role);
     this.setGrant(user, company, role);
     this.touchedGrants.set(pairKey(user, company), { userKey: user, companyId: company });
   }
 
   revoke(user: string, company: string): void {
+    this.accessChanged(user, company, this.grants.get(user)?.get(company), undefined);
     this.grants.get(user)?.delete(company);
     this.grantees.get(company)?.delete(user);
     this.touchedGrants.set(pairKey(user, company), { userKey: user, companyId: company });
   }
 
   putUser(user: WorkingUser): void {
-    this.userMoved(this.users.get(user.key), user);
+    const before = this.users.get(user.key);
+    const password = before ? passwordChanged(before, user) : user.newPassword !== undefined || user.passwordHash !== null;
+    this.events.push(...userEvents(before, user, password));
+    this.userMoved(before, user);
     this.users.set(user.key, user);
     this.touchedUsers.add(user.key);
   }
 
   putCompany(company: CompanyRecord): void {
     const before = this.companies.get(company.id);
+    this.events.push(...companyEvents(before, company));
     this.count(before?.licenseGroup, 'companies', -1);
     this.count(company.licenseGroup, 'companies', 1);
     this.companies.set(company.id, company);
@@ -293,6 +320,8 @@ class WorkingState {
 
   deleteCompany(id: string): void {
     for (const user of this.grantees.get(id) ?? []) this.revoke(user, id);
+    const company = this.companies.get(id);
+    if (company) this.events.push(companyDeleted(company));
     this.count(this.companies.get(id)?.licenseGroup, 'companies', -1);
     this.companies.delete(id);
     this.touchedCompanies.add(id);
@@ -778,6 +807,7 @@ class Planner {
     if (parent) this.requireMove(existing, parent);
     this.state.putGroup({ ...next, parentId: existing.parentId });
     if (parent) this.state.moveGroup(this.state.groups.get(id) as GroupRecord, parent.id);
+    this.state.emit(groupEvent(existing, this.state.groups.get(id)));
     return new Outcome('UPDATED');
   }
 
@@ -830,6 +860,10 @@ class Planner {
     if (own !== group.id && !this.state.groups.chain(group.parentId ?? group.id).some((g) => g.id === own)) {
       fail(`parameter taskUser: user '${username}' belongs to license group ${own}, which does not contain license group ${group.id}`);
     }
+  }
+
+  get events(): PlannedEvent[] {
+    return this.state.events;
   }
 
   /** A new plain-text password takes its user's group's passwordHash (SPEC §7.3), else the server's (left undefined). */
@@ -886,7 +920,8 @@ export function planBatch(doc: BatchDocument, snapshot: Snapshot, ctx: PlanConte
     return {
       results: results.map((r) => (r.status === 'FAILED' ? r : { ...r, status: 'SKIPPED', message: 'rolled back' })),
       changes: emptyChangeSet(),
+      events: [],
     };
   }
-  return { results, changes: planner.changes() };
+  return { results, changes: planner.changes(), events: planner.events };
 }

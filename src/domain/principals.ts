@@ -1,7 +1,7 @@
 /** The license group every object lives in until license groups (SPEC §7) land. */
 export const ROOT_GROUP = 'root';
 
-export type CredentialKind = 'certificate' | 'password' | 'session' | 'cli';
+export type CredentialKind = 'certificate' | 'password' | 'session' | 'cli' | 'tasks';
 
 /**
  * Who sends a request. `scope` is the license group the credential is bound to (the root
@@ -20,4 +20,19 @@ export interface Principal {
 export function describePrincipal(p: Principal): string {
   const who = `${p.kind}:${p.label ?? p.name}`;
   return p.actingUser ? `${who} as ${p.actingUser}` : who;
+}
+
+/**
+ * The credential as events name it (SPEC §10.1 `actor.credential`): `certificate AB:CD:…`,
+ * `server NAME`, `session`, `cli` or `tasks`.
+ */
+export function eventCredential(p: Principal): string {
+  switch (p.kind) {
+    case 'certificate':
+      return `certificate ${p.name}`;
+    case 'password':
+      return `server ${p.name}`;
+    default:
+      return p.kind;
+  }
 }

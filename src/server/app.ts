@@ -6,6 +6,7 @@ import { formatOf } from '../xml/winstrom';
 import { errorHandler, sendEnvelope } from './envelope';
 import { batchRoutes } from './routes/batch';
 import { directoryRoutes } from './routes/directory';
+import { eventRoutes } from './routes/events';
 import { loginRoutes } from './routes/login';
 import { metricsRoutes } from './routes/metrics';
 import { statusRoutes } from './routes/status';
@@ -46,6 +47,7 @@ export function createApp(deps: AppDeps): express.Express {
   loginRoutes(router, deps);
   batchRoutes(router, deps);
   directoryRoutes(router, deps);
+  eventRoutes(router, deps);
   metricsRoutes(router, deps);
   app.use(router);
   // Every request but the public ones must be authenticated (SPEC §2), so unknown paths are

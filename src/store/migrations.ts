@@ -83,6 +83,8 @@ const SEATS_OF_EXISTING = `UPDATE license_groups SET seats_used = (
   SELECT count(*) FROM users u JOIN license_group_closure c ON c.descendant = u.license_group
    WHERE c.ancestor = license_groups.id AND u.deleted = 0 AND u.user_type <> 'READ_ONLY')`;
 
+const EVENT_COUNTER = "INSERT INTO counters (name, value) VALUES ('event_seq', 0)";
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -359,6 +361,54 @@ export const MIGRATIONS: readonly Migration[] = [
             { name: 'last_tenant', type: 'text', references: 'license_groups(id)' },
           ],
           primaryKey: ['user_key'],
+        },
+      },
+    ],
+  },
+  {
+    // SPEC §10.1: the outbox. Events are numbered by the application from a counter inside the
+    // batch's lock, so seq is the commit order on both stores and never reused after retention
+    // deletes old events. SPEC §10.4: the lease of the one task runner of a store.
+    version: 6,
+    name: 'events',
+    steps: [
+      {
+        createTable: {
+          name: 'events',
+          columns: [
+            { name: 'seq', type: 'bigint', notNull: true },
+            { name: 'id', type: 'text', notNull: true },
+            { name: 'type', type: 'text', notNull: true },
+            { name: 'time', type: 'text', notNull: true },
+            { name: 'license_group', type: 'text', notNull: true },
+            { name: 'user_group', type: 'text' },
+            { name: 'actor_credential', type: 'text', notNull: true },
+            { name: 'actor_user_key', type: 'text' },
+            { name: 'body', type: 'text', notNull: true },
+          ],
+          primaryKey: ['seq'],
+        },
+      },
+      {
+        createTable: {
+          name: 'counters',
+          columns: [
+            { name: 'name', type: 'text', notNull: true },
+            { name: 'value', type: 'bigint', notNull: true },
+          ],
+          primaryKey: ['name'],
+        },
+      },
+      { sql: { sqlite: EVENT_COUNTER, postgres: EVENT_COUNTER } },
+      {
+        createTable: {
+          name: 'task_leases',
+          columns: [
+            { name: 'name', type: 'text', notNull: true },
+            { name: 'holder', type: 'text', notNull: true },
+            { name: 'expires_at', type: 'bigint', notNull: true },
+          ],
+          primaryKey: ['name'],
         },
       },
     ],

@@ -244,7 +244,54 @@ export interface UserPreferences {
 
 export const USER_PREFERENCES = table<UserPreferences>('user_preferences', ['user_key'], [text('user_key', 'userKey'), text('last_tenant', 'lastTenant')]);
 
+/** One event of the outbox (SPEC §10.1): its JSON and the columns the feed and the deliveries filter on. */
+export interface EventRow {
+  /** The commit order, numbered by the application from the counter `event_seq` inside the batch's lock. */
+  seq: number;
+  id: string;
+  type: string;
+  time: string;
+  /** The group whose scope sees the event. */
+  group: string;
+  /** For access events, the user's group, which must be in scope too. */
+  userGroup: string | null;
+  /** The credential and the acting user's key that caused it, for a subscription's excludeOwn. */
+  actorCredential: string;
+  actorUserKey: string | null;
+  /** The event's JSON without `seq`. */
+  body: string;
+}
+
+export const EVENTS = table<EventRow>('events', ['seq'], [
+  integer('seq', 'seq', 'bigint'),
+  text('id', 'id'),
+  text('type', 'type'),
+  text('time', 'time'),
+  text('license_group', 'group'),
+  text('user_group', 'userGroup'),
+  text('actor_credential', 'actorCredential'),
+  text('actor_user_key', 'actorUserKey'),
+  text('body', 'body'),
+]);
+
+/** Numbers that only grow (`event_seq`: the last event's seq), kept apart from the rows they number, which retention deletes. */
+export interface CounterRow {
+  name: string;
+  value: number;
+}
+
+export const COUNTERS = table<CounterRow>('counters', ['name'], [text('name', 'name'), integer('value', 'value', 'bigint')]);
+
+/** A lease (SPEC §10.4): one task runner per store holds `tasks` until expires_at (epoch ms) and renews it. */
+export interface LeaseRow {
+  name: string;
+  holder: string;
+  expiresAt: number;
+}
+
+export const TASK_LEASES = table<LeaseRow>('task_leases', ['name'], [text('name', 'name'), text('holder', 'holder'), integer('expires_at', 'expiresAt', 'bigint')]);
+
 /** What the schema test compares with both stores' catalogs. */
 export type TableShape = Pick<Table<unknown>, 'name' | 'key' | 'columnNames' | 'columnTypes' | 'generated'>;
 
-export const TABLES: readonly TableShape[] = [LICENSE_GROUPS, LICENSE_GROUP_CLOSURE, USERS, COMPANIES, ACCESS, FINGERPRINTS, JOURNAL, SESSIONS, USER_PREFERENCES];
+export const TABLES: readonly TableShape[] = [LICENSE_GROUPS, LICENSE_GROUP_CLOSURE, USERS, COMPANIES, ACCESS, FINGERPRINTS, JOURNAL, SESSIONS, USER_PREFERENCES, EVENTS, COUNTERS, TASK_LEASES];

@@ -1,11 +1,13 @@
 import type { GroupContents, GroupMove, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
+import { eventBody, eventJson, type EventBatch } from '../domain/events';
 import type { GroupRecord } from '../domain/groups';
 import type { RoleCode } from '../domain/roles';
 import { userKey, type UserRecord } from '../domain/users';
 import {
   ACCESS,
   COMPANIES,
+  EVENTS,
   FINGERPRINTS,
   JOURNAL,
   LICENSE_GROUPS,
@@ -16,7 +18,8 @@ import {
   type Row,
 } from './schema';
 import { inList, type Driver, type Sql } from './sql';
-import type { BatchTransaction, GroupView, Listed, LiveSession, Page, Store, StoredChangeSet, Tenant, UserView } from './store';
+import { ulids } from '../util/ulid';
+import type { BatchTransaction, EventPage, GroupView, Listed, LiveSession, Page, Store, StoredChangeSet, Tenant, UserView } from './store';
 
 /** The groups of a scope: the one group and everything below it (the closure table, one index lookup). */
 const SCOPE = 'SELECT descendant FROM license_group_closure WHERE ancestor = ?';
@@ -134,7 +137,57 @@ export class SqlStore implements Store {
       journal: async (entry: JournalEntry): Promise<void> => {
         await sql.insert(JOURNAL, [JOURNAL.values(entry)]);
       },
+      recordEvents: (batch: EventBatch) => this.recordEvents(sql, batch),
     };
+  }
+
+  /**
+   * The outbox (SPEC §10.1): the events go into the transaction of their change. Every writer of
+   * events holds the batch lock (driver.batch), so taking the next numbers from the counter here
+   * makes seq the commit order, also across processes on PostgreSQL; a rolled-back transaction
+   * takes its numbers back with it.
+   */
+  private async recordEvents(sql: Sql, batch: EventBatch): Promise<number[]> {
+    const n = batch.events.length;
+    if (n === 0) return [];
+    const counted = await sql.get(this.sql.takeEventSeqs, [n]);
+    const first = Number(counted?.value) - n + 1;
+    const nowMs = Date.now();
+    const time = new Date(nowMs).toISOString();
+    const ids = ulids(n, nowMs);
+    const actorUserKey = batch.actor.user === null ? null : userKey(batch.actor.user);
+    const seqs: number[] = [];
+    const rows = batch.events.map((event, i) => {
+      const id = `evt_${ids[i]}`;
+      seqs.push(first + i);
+      return EVENTS.values({
+        seq: first + i,
+        id,
+        type: event.type,
+        time,
+        group: event.group,
+        userGroup: event.userGroup ?? null,
+        actorCredential: batch.actor.credential,
+        actorUserKey,
+        body: eventBody(event, { id, time, batchId: batch.batchId, actor: batch.actor }),
+      });
+    });
+    await sql.insert(EVENTS, rows);
+    return seqs;
+  }
+
+  listEvents(scope: string, after: number, limit: number): Promise<EventPage> {
+    return this.driver.read(async (sql) => {
+      const rows = await sql.all(this.sql.eventsInScope, [after, scope, scope, limit]);
+      const events = rows.map((r) => eventJson(Number(r.seq), r.body as string));
+      if (rows.length === limit) return { events, next: Number(rows[rows.length - 1].seq) };
+      const last = Number((await sql.get(this.sql.lastEventSeq))?.value ?? 0);
+      return { events, next: Math.max(after, last) };
+    });
+  }
+
+  async lastEventSeq(): Promise<number> {
+    return Number((await this.driver.query.get(this.sql.lastEventSeq))?.value ?? 0);
   }
 
   /** What is left in each group: child groups, users not deleted, companies, certificates not revoked. */
@@ -181,6 +234,9 @@ export class SqlStore implements Store {
     await sql.run('UPDATE fingerprints SET scope = ? WHERE scope = ?', [move.parentId, move.id]);
     await sql.run('DELETE FROM sessions WHERE tenant = ?', [move.id]);
     await sql.run('DELETE FROM user_preferences WHERE last_tenant = ?', [move.id]);
+    // Its events stay readable from its parent, the nearest group that still exists.
+    await sql.run('UPDATE events SET license_group = ? WHERE license_group = ?', [move.parentId, move.id]);
+    await sql.run('UPDATE events SET user_group = ? WHERE user_group = ?', [move.parentId, move.id]);
     await sql.run('DELETE FROM license_group_closure WHERE descendant = ?', [move.id]);
     await sql.run('DELETE FROM license_groups WHERE id = ?', [move.id]);
   }
@@ -440,6 +496,10 @@ function statements({ dialect }: Driver) {
       WHERE c.descendant = ? ORDER BY c.depth`,
     latestJournal: `SELECT * FROM batch_journal WHERE batch_id = ? AND ${inScope('scope')} ORDER BY seq DESC LIMIT 1`,
     latestJournalSentBy: `SELECT * FROM batch_journal WHERE batch_id = ? AND acting_user_key = ? AND ${inScope('scope')} ORDER BY seq DESC LIMIT 1`,
+    takeEventSeqs: "UPDATE counters SET value = value + ? WHERE name = 'event_seq' RETURNING value",
+    lastEventSeq: "SELECT value FROM counters WHERE name = 'event_seq'",
+    eventsInScope: `SELECT seq, body FROM events WHERE seq > ? AND ${inScope('license_group')}
+      AND (user_group IS NULL OR ${inScope('user_group')}) ORDER BY seq LIMIT ?`,
     pbkdf2Counts: `SELECT DISTINCT CASE ${[1, 2, 3, 4, 5, 6, 7, 8]
       .map((n) => `WHEN substr(password_hash, ${8 + n}, 1) = ':' THEN substr(password_hash, 8, ${n})`)
       .join(' ')} END AS n FROM users WHERE password_hash LIKE 'pbkdf2:%'`,

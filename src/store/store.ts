@@ -1,4 +1,5 @@
 import type { ChangeSet, Snapshot, SnapshotRequest } from '../domain/changes';
+import type { EventBatch } from '../domain/events';
 import type { CompanyRecord } from '../domain/companies';
 import type { GroupView, Tenant } from '../domain/groups';
 import type { UserRecord, UserView } from '../domain/users';
@@ -42,6 +43,14 @@ export interface BatchTransaction {
   loadSnapshot(request: SnapshotRequest, scope: string): Promise<Snapshot>;
   apply(changes: StoredChangeSet): Promise<void>;
   journal(entry: JournalEntry): Promise<void>;
+  /** Writes the events of this commit (SPEC §10.1), numbered after every event committed before; their seqs. */
+  recordEvents(batch: EventBatch): Promise<number[]>;
+}
+
+/** A page of the event feed: the events' JSON in seq order, and where the next page starts. */
+export interface EventPage {
+  events: string[];
+  next: number;
 }
 
 /**
@@ -74,6 +83,14 @@ export interface Store {
   listGroups(scope: string, page: Page): Promise<Listed<GroupView>>;
   /** One group of the scope with its path, its children and its chain up to root. */
   findGroup(scope: string, id: string): Promise<GroupView | undefined>;
+  /**
+   * The events of the scope after `after`, in seq order, at most `limit` (SPEC §10.1). `next` is
+   * the last one's seq when the page is full, else the last seq of the store (or `after`, when
+   * that is larger): nothing the scope sees lies between `after` and `next` but the events given.
+   */
+  listEvents(scope: string, after: number, limit: number): Promise<EventPage>;
+  /** The seq of the last event committed (0 before the first). */
+  lastEventSeq(): Promise<number>;
   /** A user's tenants as seen from `scope`: its own group (when in scope) and every group of the scope holding a company it has access to. */
   tenantsOf(scope: string, username: string): Promise<Tenant[] | undefined>;
   /** The group a user selected at its last login with a tenant, if any. */
