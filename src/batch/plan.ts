@@ -237,6 +237,9 @@ class WorkingState {
     this.touchedGroups.add(group.id);
     this.groupMoves.push({ kind: 'delete', id: group.id, parentId: group.parentId as string });
     this.count(group.parentId, 'groups', -1);
+    // Only deleted users can still name an empty group; the store moves them to its parent, and so
+    // must the batch, or a later operation could not find (restore) them in the scope.
+    for (const [key, u] of this.users) if (u.licenseGroup === group.id) this.users.set(key, { ...u, licenseGroup: group.parentId as string });
   }
 
   /** A user's seat and its place in the counts move with it: off the old group, onto the new one. */
