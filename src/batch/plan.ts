@@ -770,11 +770,12 @@ class Planner {
       this.state.createGroup(group);
       return new Outcome('CREATED');
     }
-    const next: GroupRecord = { ...existing, params: this.applyParams(existing, fields.params) };
+    const parent = fields.parent === undefined || fields.parent === existing.parentId ? undefined : this.visibleGroup(fields.parent);
+    const next: GroupRecord = { ...existing, parentId: parent?.id ?? existing.parentId };
     if (fields.name !== undefined) next.name = fields.name;
     if (fields.seats !== undefined) next.seats = fields.seats;
-    const parent = fields.parent === undefined || fields.parent === existing.parentId ? undefined : this.visibleGroup(fields.parent);
-    if (parent) next.parentId = parent.id;
+    // After the move: a taskUser given with a new parent must belong to where the group goes.
+    next.params = this.applyParams(next, fields.params);
     if (sameGroup(existing, next)) return skip();
     if (id === ROOT_GROUP) {
       if (next.name !== existing.name || parent) return fail('license group root cannot be renamed or given a parent');
