@@ -247,6 +247,9 @@ class WorkingState {
     this.touchedGroups.add(group.id);
     this.groupMoves.push({ kind: 'delete', id: group.id, parentId: group.parentId as string });
     this.count(group.parentId, 'groups', -1);
+    // Only deleted users can still name an empty group; the store moves them to its parent, and so
+    // must the batch, or a later operation could not find (restore) them in the scope.
+    for (const [key, u] of this.users) if (u.licenseGroup === group.id) this.users.set(key, { ...u, licenseGroup: group.parentId as string });
   }
 
   /** A user's seat and its place in the counts move with it: off the old group, onto the new one. */
@@ -524,6 +527,17 @@ class Planner {
   }
 
   /**
+   * Usernames, company ids and group ids are global (SPEC §7): one taken outside the scope cannot
+   * be created. Asked only once everything else about the create has held, so that the answer for
+   * an id taken outside differs from the one for an id that exists nowhere only where the latter
+   * would be created: an actor who may not create it, or a create that is invalid anyway, learns
+   * nothing about what lies outside its scope.
+   */
+  private requireFreeId(takenOutside: boolean, what: string): void {
+    if (takenOutside) fail(`${what} is not available`);
+  }
+
+  /**
    * A user may take a seat in `group` unless a limit on the way up to root is full (SPEC §7.2).
    * `before` is the user as it stands: a seat it already takes on a common ancestor is not
    * counted twice.
@@ -563,8 +577,6 @@ class Planner {
       this.state.putUser({ ...current, deleted: true });
       return new Outcome('DELETED');
     }
-    // Usernames are global: one taken outside the scope cannot be created, and says no more than that.
-    if (!current && this.state.users.has(userKey(username))) return fail(`username ${username} is not available`);
     const group = op.fields.licenseGroup === undefined ? undefined : this.visibleGroup(op.fields.licenseGroup).id;
     if (!current || current.deleted) {
       this.require('createUser');
@@ -579,6 +591,7 @@ class Planner {
       this.requireWithinOwnPermissions(base.permissions, created.permissions);
       if (current && created.licenseGroup !== current.licenseGroup) this.require('moveToGroup');
       this.requireSeat(undefined, created);
+      this.requireFreeId(current === undefined && this.state.users.has(created.key), `username ${username}`);
       this.state.putUser(created);
       return current ? new Outcome('CREATED', 'restored') : new Outcome('CREATED');
     }
@@ -640,8 +653,6 @@ class Planner {
     const id = op.id ?? this.resolveDerivedId(op.fields.name);
     head.id = id;
     const current = this.companyInScope(id);
-    // Company ids are global: one taken outside the scope cannot be created, and says no more than that.
-    if (!current && this.state.companies.has(id)) return fail(`company id ${id} is not available`);
     return current ? this.updateCompany(current, op.fields) : this.createCompany(id, op.fields);
   }
 
@@ -691,6 +702,7 @@ class Planner {
     };
     assignValues(COMPANY_FIELDS, company, fields);
     assertCompanyConsistent(company, fields);
+    this.requireFreeId(this.state.companies.has(id), `company id ${id}`);
     this.state.putCompany(company);
     this.state.grant(admin.key, id, 'ADMIN');
     return new Outcome('CREATED');
@@ -779,20 +791,20 @@ class Planner {
     }
     const fields = op.fields;
     if (!visible) {
-      // Group ids are global too: one taken outside the scope cannot be created.
-      if (existing) return fail(`license group id ${id} is not available`);
       if (!fields.name) return fail(`license group '${id}' does not exist, and a license group cannot be created without a <name>`);
       const parent = this.visibleGroup(fields.parent ?? this.scope);
       const group: GroupRecord = { id, name: fields.name, parentId: parent.id, seats: fields.seats ?? null, seatsUsed: 0, params: {} };
       group.params = this.applyParams(group, fields.params);
+      this.requireFreeId(existing !== undefined, `license group id ${id}`);
       this.state.createGroup(group);
       return new Outcome('CREATED');
     }
-    const next: GroupRecord = { ...existing, params: this.applyParams(existing, fields.params) };
+    const parent = fields.parent === undefined || fields.parent === existing.parentId ? undefined : this.visibleGroup(fields.parent);
+    const next: GroupRecord = { ...existing, parentId: parent?.id ?? existing.parentId };
     if (fields.name !== undefined) next.name = fields.name;
     if (fields.seats !== undefined) next.seats = fields.seats;
-    const parent = fields.parent === undefined || fields.parent === existing.parentId ? undefined : this.visibleGroup(fields.parent);
-    if (parent) next.parentId = parent.id;
+    // After the move: a taskUser given with a new parent must belong to where the group goes.
+    next.params = this.applyParams(next, fields.params);
     if (sameGroup(existing, next)) return skip();
     if (id === ROOT_GROUP) {
       if (next.name !== existing.name || parent) return fail('license group root cannot be renamed or given a parent');

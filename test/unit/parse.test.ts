@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AccessOperation, BatchDocument, CompanyOperation, Operation, UserOperation } from '../../src/batch/operations';
+import type { AccessOperation, BatchDocument, CompanyOperation, LicenseGroupOperation, Operation, UserOperation } from '../../src/batch/operations';
 import { parseBatch } from '../../src/batch/parse';
 import { ROLE_CODES } from '../../src/domain/roles';
 import { FlexiError } from '../../src/errors';
@@ -30,6 +30,7 @@ function only(inner: string): Operation {
 const user = (inner: string): UserOperation => only(`<user>${inner}</user>`) as UserOperation;
 const company = (inner: string): CompanyOperation => only(`<company>${inner}</company>`) as CompanyOperation;
 const access = (xml: string): AccessOperation => only(xml) as AccessOperation;
+const licenseGroup = (inner: string, attributes = ''): LicenseGroupOperation => only(`<licenseGroup${attributes}>${inner}</licenseGroup>`) as LicenseGroupOperation;
 
 /** Runs parseBatch and returns the FlexiError it throws. */
 function rejected(body: string, maxOperations = 100): FlexiError {
@@ -420,5 +421,67 @@ describe('parseBatch: the document itself', () => {
     expect(err.status).toBe(413);
     expect(err.code).toBe('payload-too-large');
     expect(err.message).toBe('The batch has 4 operations; the limit is 3. Split it into smaller batches.');
+  });
+});
+
+describe('parseBatch: <licenseGroup> (SPEC §7.1, §7.3)', () => {
+  test('when a group gives every field, then each is read, parameter values in their stored form', () => {
+    const op = licenseGroup(
+      `<id>partner_a</id><name>Partner A s.r.o.</name><parent>root</parent><seats>25</seats>
+       <param name="defaultRole">LAGERHALTER</param><param name="passwordHash">pbkdf2</param><param name="country">sk</param><param name="taskUser">anna.mlada</param>`,
+      ' action="create-update"',
+    );
+    expect(op).toEqual({
+      kind: 'licenseGroup',
+      action: 'create-update',
+      id: 'partner_a',
+      fields: { name: 'Partner A s.r.o.', parent: 'root', seats: 25, params: { defaultRole: 'SKLADNIK', passwordHash: 'pbkdf2', country: 'SK', taskUser: 'anna.mlada' } },
+    });
+  });
+
+  test('when <seats/> or <param name="X"/> is empty, then it is read as removing the limit or the value (null); fields not given stay absent', () => {
+    const op = licenseGroup('<id>g</id><seats/><param name="country"/><param name="taskUser"></param>');
+    expect(op.invalid).toBeUndefined();
+    expect(op.fields).toEqual({ seats: null, params: { country: null, taskUser: null } });
+    expect(licenseGroup('<id>g</id>').fields).toEqual({});
+  });
+
+  test('when a group is deleted, then only its id is needed', () => {
+    expect(licenseGroup('<id>g</id>', ' action="delete"')).toEqual({ kind: 'licenseGroup', action: 'delete', id: 'g', fields: {} });
+  });
+
+  test.each([
+    ['an unknown parameter', '<id>g</id><param name="colour">red</param>', "unknown parameter 'colour'; expected defaultRole, passwordHash, country, taskUser"],
+    ['a parameter without a name', '<id>g</id><param>red</param>', 'a <param> needs a name attribute, such as <param name="defaultRole">UCETNI</param>'],
+    ['a parameter named twice', '<id>g</id><param name="country">CZ</param><param name="country">SK</param>', 'the parameter country is given twice'],
+    ['an unknown defaultRole', '<id>g</id><param name="defaultRole">BOSS</param>', `parameter defaultRole must be a role code, one of ${ROLE_CODES.join(', ')}; not 'BOSS'`],
+    ['an unknown passwordHash', '<id>g</id><param name="passwordHash">bcrypt</param>', "parameter passwordHash must be one of sha256, sha512, sha1, md5, pbkdf2; not 'bcrypt'"],
+    ['an unknown country', '<id>g</id><param name="country">DE</param>', "parameter country must be one of CZ, SK; not 'DE'"],
+    ['a taskUser that is no username', '<id>g</id><param name="taskUser">anna mlada</param>', "parameter taskUser must be a username, not 'anna mlada'"],
+    ['negative seats', '<id>g</id><seats>-1</seats>', "<seats> must be a whole number from 0 to 100000000, or empty to remove the limit; not '-1'"],
+    ['fractional seats', '<id>g</id><seats>1.5</seats>', "<seats> must be a whole number from 0 to 100000000, or empty to remove the limit; not '1.5'"],
+    ['seats over the bound', '<id>g</id><seats>100000001</seats>', "<seats> must be a whole number from 0 to 100000000, or empty to remove the limit; not '100000001'"],
+    ['an id of the wrong form', '<id>Partner-A</id><name>x</name>', "license group id 'Partner-A' is not valid: license group ids are 1–64 characters of a–z, 0–9 and _"],
+    ['a parent of the wrong form', '<id>g</id><parent>Root!</parent>', "parent 'Root!' is not valid: license group ids are 1–64 characters of a–z, 0–9 and _"],
+    ['no id', '<name>x</name>', 'a <licenseGroup> needs an <id>'],
+    ['an empty name', '<id>g</id><name></name>', '<name> must not be empty'],
+    ['an unknown element', '<id>g</id><colour>red</colour>', 'unknown element <colour> in <licenseGroup>; expected <id>, <name>, <parent>, <seats>, <param>'],
+    ['a field given twice', '<id>g</id><seats>1</seats><seats>2</seats>', '<seats> is given twice in <licenseGroup>'],
+    ['text instead of elements', 'partner_a', "<licenseGroup> must contain elements, not the text 'partner_a'"],
+  ])('when a group has %s, then the operation is invalid and the message says what is expected', (_what, inner, message) => {
+    expect(licenseGroup(inner).invalid).toBe(message);
+  });
+
+  test('when an invalid group has a valid id, then the operation still names it', () => {
+    expect(licenseGroup('<id>g7</id><param name="colour">red</param>').id).toBe('g7');
+  });
+
+  test('when a user or a company names its <licenseGroup>, then the group id is read, and one of the wrong form is invalid', () => {
+    expect(user('<username>a</username><licenseGroup>cust_a1</licenseGroup>').fields).toEqual({ licenseGroup: 'cust_a1' });
+    expect(company('<id>c</id><licenseGroup>cust_a1</licenseGroup>').fields).toEqual({ licenseGroup: 'cust_a1' });
+    expect(user('<username>a</username><licenseGroup>Cust A1</licenseGroup>').invalid).toBe(
+      "license group 'Cust A1' is not valid: license group ids are 1–64 characters of a–z, 0–9 and _",
+    );
+    expect(company('<id>c</id><licenseGroup><id>x</id></licenseGroup>').invalid).toBe('<licenseGroup> must contain text, not the element <id>');
   });
 });
