@@ -224,7 +224,14 @@ class WorkingState {
   createGroup(group: GroupRecord): void {
     this.putGroup(group);
     this.emit(groupEvent(undefined, group));
-    this.groupMoves.push({ kind: 'create', id: group.id, parentId: group.parentId as string });
+    // Deleted earlier in this batch: its row is still there until the end, so the id is taken over.
+    const deleted = this.groupMoves.findIndex((m) => m.kind === 'delete' && m.id === group.id);
+    if (deleted >= 0) {
+      const [gone] = this.groupMoves.splice(deleted, 1);
+      this.groupMoves.push({ kind: 'recreate', id: group.id, parentId: group.parentId as string, formerParentId: gone.parentId });
+    } else {
+      this.groupMoves.push({ kind: 'create', id: group.id, parentId: group.parentId as string, group });
+    }
     this.count(group.parentId, 'groups', 1);
   }
 

@@ -55,8 +55,17 @@ export interface PlannedUser extends UserRecord {
   hashAlgorithm?: HashAlgorithm;
 }
 
-/** A change of the group tree, applied in the batch's order (the closure of ancestors follows each). */
-export type GroupMove = { kind: 'create' | 'move'; id: string; parentId: string } | { kind: 'delete'; id: string; parentId: string };
+/**
+ * A change of the group tree, applied in the batch's order (the closure of ancestors follows each);
+ * deletes are applied last, once everything has left the group. A group deleted and created again
+ * in one batch is a `recreate`: what named the old group is let go of (as by a delete) and the id
+ * takes its new place at once.
+ */
+export type GroupMove =
+  | { kind: 'create'; id: string; parentId: string; group: GroupRecord }
+  | { kind: 'move'; id: string; parentId: string }
+  | { kind: 'delete'; id: string; parentId: string }
+  | { kind: 'recreate'; id: string; parentId: string; formerParentId: string };
 
 /** The net effect of a batch, in the order the store applies it. */
 export interface ChangeSet {

@@ -1,7 +1,6 @@
 import type { GroupContents, GroupMove, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
 import { eventBody, eventJson, type EventBatch } from '../domain/events';
-import type { GroupRecord } from '../domain/groups';
 import type { RoleCode } from '../domain/roles';
 import { userKey, type UserRecord } from '../domain/users';
 import {
@@ -122,7 +121,7 @@ export class SqlStore implements Store {
       // once everything has left it.
       apply: async (changes: StoredChangeSet): Promise<void> => {
         const now = new Date().toISOString();
-        for (const move of changes.groupMoves) if (move.kind !== 'delete') await this.moveGroup(sql, move, changes.groups, now);
+        for (const move of changes.groupMoves) if (move.kind !== 'delete') await this.moveGroup(sql, move, now);
         await sql.insert(LICENSE_GROUPS, changes.groups.map((g) => LICENSE_GROUPS.values(g, now)), { upsert: true });
         if (changes.deletedCompanies.length) await sql.run(q.deleteCompanies, [dialect.list(changes.deletedCompanies)]);
         await sql.insert(USERS, changes.users.map((u) => USERS.values(u, now)), { upsert: true });
@@ -209,34 +208,40 @@ export class SqlStore implements Store {
   }
 
   /**
-   * A group created (its row first, its fields come with the upsert of the batch's groups) or moved:
-   * the closure rows of its subtree follow its new ancestors.
+   * A group created (its row first, its fields come with the upsert of the batch's groups), moved,
+   * or deleted and created again: the closure rows of its subtree follow its new ancestors.
    */
-  private async moveGroup(sql: Sql, move: Exclude<GroupMove, { kind: 'delete' }>, groups: GroupRecord[], now: string): Promise<void> {
+  private async moveGroup(sql: Sql, move: Exclude<GroupMove, { kind: 'delete' }>, now: string): Promise<void> {
     const q = this.sql;
     if (move.kind === 'create') {
-      const group = groups.find((g) => g.id === move.id) as GroupRecord;
-      await sql.insert(LICENSE_GROUPS, [LICENSE_GROUPS.values({ ...group, parentId: move.parentId, seatsUsed: 0 }, now)]);
+      await sql.insert(LICENSE_GROUPS, [LICENSE_GROUPS.values({ ...move.group, parentId: move.parentId, seatsUsed: 0 }, now)]);
       await sql.run(q.closureOfNew, [move.id, move.parentId, move.id, move.id]);
       return;
     }
+    if (move.kind === 'recreate') await this.releaseGroup(sql, move.id, move.formerParentId);
     await sql.run(q.closureCutSubtree, [move.id, move.id]);
     await sql.run(q.closureJoinSubtree, [move.parentId, move.id]);
     await sql.run('UPDATE license_groups SET parent_id = ? WHERE id = ?', [move.parentId, move.id]);
   }
 
   /**
-   * An empty group (the planner checked): what may still name it — deleted users, revoked
-   * certificates — goes to its parent; sessions working in it end; it leaves the tree.
+   * What may still name a group that is deleted — deleted users, revoked certificates, its events —
+   * goes to its parent; sessions working in it end. Nothing of it passes to a group that takes its
+   * id later.
    */
-  private async deleteGroup(sql: Sql, move: Extract<GroupMove, { kind: 'delete' }>): Promise<void> {
-    await sql.run('UPDATE users SET license_group = ? WHERE license_group = ?', [move.parentId, move.id]);
-    await sql.run('UPDATE fingerprints SET scope = ? WHERE scope = ?', [move.parentId, move.id]);
-    await sql.run('DELETE FROM sessions WHERE tenant = ?', [move.id]);
-    await sql.run('DELETE FROM user_preferences WHERE last_tenant = ?', [move.id]);
+  private async releaseGroup(sql: Sql, id: string, parentId: string): Promise<void> {
+    await sql.run('UPDATE users SET license_group = ? WHERE license_group = ?', [parentId, id]);
+    await sql.run('UPDATE fingerprints SET scope = ? WHERE scope = ?', [parentId, id]);
+    await sql.run('DELETE FROM sessions WHERE tenant = ?', [id]);
+    await sql.run('DELETE FROM user_preferences WHERE last_tenant = ?', [id]);
     // Its events stay readable from its parent, the nearest group that still exists.
-    await sql.run('UPDATE events SET license_group = ? WHERE license_group = ?', [move.parentId, move.id]);
-    await sql.run('UPDATE events SET user_group = ? WHERE user_group = ?', [move.parentId, move.id]);
+    await sql.run('UPDATE events SET license_group = ? WHERE license_group = ?', [parentId, id]);
+    await sql.run('UPDATE events SET user_group = ? WHERE user_group = ?', [parentId, id]);
+  }
+
+  /** An empty group (the planner checked) leaves the tree. */
+  private async deleteGroup(sql: Sql, move: Extract<GroupMove, { kind: 'delete' }>): Promise<void> {
+    await this.releaseGroup(sql, move.id, move.parentId);
     await sql.run('DELETE FROM license_group_closure WHERE descendant = ?', [move.id]);
     await sql.run('DELETE FROM license_groups WHERE id = ?', [move.id]);
   }

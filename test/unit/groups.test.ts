@@ -199,7 +199,7 @@ describe('planBatch: creating a license group (SPEC §7.1)', () => {
     expect(p.results[0].type).toBe('LICENSE_GROUP');
     expect(p.changes).toEqual({
       ...EMPTY_CHANGES,
-      groupMoves: [{ kind: 'create', id: 'partner_c', parentId: 'root' }],
+      groupMoves: [{ kind: 'create', id: 'partner_c', parentId: 'root', group: expect.objectContaining({ id: 'partner_c', parentId: 'root' }) }],
       groups: [{ id: 'partner_c', name: 'Partner C s.r.o.', parentId: 'root', seats: 25, seatsUsed: 0, params: { defaultRole: 'UZIVATEL', country: 'SK', passwordHash: 'pbkdf2' } }],
     });
   });
@@ -214,16 +214,16 @@ describe('planBatch: creating a license group (SPEC §7.1)', () => {
     );
     expect(outcomes(p)).toEqual([['CREATED', 'l4'], ['CREATED', 'l5'], ['CREATED', 'l6'], ['CREATED', 'deep']]);
     expect(p.changes.groupMoves).toEqual([
-      { kind: 'create', id: 'l4', parentId: 'dept' },
-      { kind: 'create', id: 'l5', parentId: 'l4' },
-      { kind: 'create', id: 'l6', parentId: 'l5' },
+      { kind: 'create', id: 'l4', parentId: 'dept', group: expect.objectContaining({ id: 'l4', parentId: 'dept' }) },
+      { kind: 'create', id: 'l5', parentId: 'l4', group: expect.objectContaining({ id: 'l5', parentId: 'l4' }) },
+      { kind: 'create', id: 'l6', parentId: 'l5', group: expect.objectContaining({ id: 'l6', parentId: 'l5' }) },
     ]);
     expect(seatCounts(p)).toEqual({ l4: 1, l5: 1, l6: 1, dept: 1, cust_a1: 1, partner_a: 1, root: 1 });
     expect(p.changes.users.map((u) => [u.username, u.licenseGroup])).toEqual([['deep', 'l6']]);
   });
 
   test('when no parent is given, then the group is created below the principal\'s own group', () => {
-    expect(plan('<licenseGroup><id>g1</id><name>G1</name></licenseGroup>', world()).changes.groupMoves).toEqual([{ kind: 'create', id: 'g1', parentId: 'root' }]);
+    expect(plan('<licenseGroup><id>g1</id><name>G1</name></licenseGroup>', world()).changes.groupMoves).toEqual([{ kind: 'create', id: 'g1', parentId: 'root', group: expect.objectContaining({ id: 'g1', parentId: 'root' }) }]);
     const p = plan('<licenseGroup><id>g2</id><name>G2</name></licenseGroup>', world(), PARTNER_A);
     expect(outcomes(p)).toEqual([['CREATED', 'g2']]);
     expect(p.changes.groups).toEqual([{ id: 'g2', name: 'G2', parentId: 'partner_a', seats: null, seatsUsed: 0, params: {} }]);
@@ -255,7 +255,7 @@ describe('planBatch: creating a license group (SPEC §7.1)', () => {
     const op = '<licenseGroup><id>g1</id><name>G</name></licenseGroup>';
     const p = plan(op + op, world());
     expect(outcomes(p)).toEqual([['CREATED', 'g1'], ['SKIPPED', 'g1']]);
-    expect(p.changes.groupMoves).toEqual([{ kind: 'create', id: 'g1', parentId: 'root' }]);
+    expect(p.changes.groupMoves).toEqual([{ kind: 'create', id: 'g1', parentId: 'root', group: expect.objectContaining({ id: 'g1', parentId: 'root' }) }]);
   });
 });
 
@@ -492,9 +492,16 @@ describe('planBatch: deleting a license group (SPEC §7.1)', () => {
     const p = plan(`<licenseGroup><id>tmp</id><name>Tmp</name></licenseGroup>${del('tmp')}`, world({ groupContents: [contents('tmp')] }));
     expect(outcomes(p)).toEqual([['CREATED', 'tmp'], ['DELETED', 'tmp']]);
     expect(p.changes.groupMoves).toEqual([
-      { kind: 'create', id: 'tmp', parentId: 'root' },
+      { kind: 'create', id: 'tmp', parentId: 'root', group: expect.objectContaining({ id: 'tmp', parentId: 'root' }) },
       { kind: 'delete', id: 'tmp', parentId: 'root' },
     ]);
+  });
+
+  test('when a group is deleted and then created again under the same id, then the change set recreates it in its new place (its old row is still there until the end of the batch)', () => {
+    const p = plan(`${del('cust_a2')}<licenseGroup><id>cust_a2</id><name>Again</name><parent>root</parent></licenseGroup>`, world({ groupContents: [contents('cust_a2')] }));
+    expect(outcomes(p)).toEqual([['DELETED', 'cust_a2'], ['CREATED', 'cust_a2']]);
+    expect(p.changes.groupMoves).toEqual([{ kind: 'recreate', id: 'cust_a2', parentId: 'root', formerParentId: 'partner_a' }]);
+    expect(p.changes.groups).toContainEqual(expect.objectContaining({ id: 'cust_a2', name: 'Again', parentId: 'root', seats: null, params: {} }));
   });
 
   test('when a deleted user is restored into a group first, then it counts again and the group is not empty', () => {
@@ -731,7 +738,7 @@ describe('planBatch: invalid <licenseGroup> input', () => {
       ['CREATED', 'g7'],
     ]);
     expect(p.results.every((r) => r.type === 'LICENSE_GROUP')).toBe(true);
-    expect(p.changes.groupMoves).toEqual([{ kind: 'create', id: 'g7', parentId: 'root' }]);
+    expect(p.changes.groupMoves).toEqual([{ kind: 'create', id: 'g7', parentId: 'root', group: expect.objectContaining({ id: 'g7', parentId: 'root' }) }]);
   });
 });
 
@@ -1184,7 +1191,7 @@ describe('planBatch: license groups in the change set', () => {
     );
     expect(outcomes(p)).toEqual([['CREATED', 'new_g'], ['UPDATED', 'petr'], ['DELETED', 'cust_b1'], ['UPDATED', 'dept']]);
     expect(p.changes.groupMoves).toEqual([
-      { kind: 'create', id: 'new_g', parentId: 'partner_b' },
+      { kind: 'create', id: 'new_g', parentId: 'partner_b', group: expect.objectContaining({ id: 'new_g', parentId: 'partner_b' }) },
       { kind: 'delete', id: 'cust_b1', parentId: 'partner_b' },
       { kind: 'move', id: 'dept', parentId: 'new_g' },
     ]);
