@@ -33,6 +33,7 @@ export default tseslint.config(
   restrict('src/store/**/*.ts', ['batch', 'server', 'cli'], ['better-sqlite3', 'pg']),
   restrict('src/store/sqlite/**/*.ts', ['batch', 'server', 'cli'], ['pg']),
   restrict('src/store/postgres/**/*.ts', ['batch', 'server', 'cli'], ['better-sqlite3']),
+  restrict('src/tasks/**/*.ts', ['server', 'cli'], ['better-sqlite3', 'pg']),
   restrict('src/server/**/*.ts', ['cli'], ['better-sqlite3', 'pg']),
 );
 

@@ -9,6 +9,9 @@ import { createLogger } from './log';
 import { ensureDevPki } from './pki/dev-pki';
 import { normalizeFingerprint } from './pki/fingerprint';
 import { startServer } from './server/server';
+import { createJobs, createTaskRunner } from './tasks/jobs';
+import { localDate } from './tasks/runner';
+import { isCalendarDate } from './domain/fields';
 import { openStore } from './store/open-store';
 import type { Store } from './store/store';
 
@@ -30,6 +33,14 @@ function fingerprintArgument(raw: string): string {
   } catch (e) {
     throw usage((e as Error).message);
   }
+}
+
+/** `--date YYYY-MM-DD` of the tasks commands, checked. */
+function dateFlag(flags: Flags): string | undefined {
+  const date = flags.date;
+  if (date === undefined) return undefined;
+  if (typeof date !== 'string' || !isCalendarDate(date)) throw usage(`--date must be a date YYYY-MM-DD such as 2026-12-31, not '${String(date)}'`);
+  return date;
 }
 
 async function withStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
@@ -162,6 +173,69 @@ const COMMANDS: Record<string, Command> = {
       });
     },
   },
+  tasks: {
+    usage: 'tasks',
+    summary: 'run the task runner alone (date actions, webhook deliveries) until SIGTERM; one per store holds the lease',
+    positionals: 0,
+    async run(_args, _flags, config) {
+      const logger = createLogger(config.logLevel);
+      const store = await openStore(config.db, { poolSize: config.dbPool });
+      const runner = createTaskRunner({ store, config, logger });
+      runner.start();
+      err(`flexi-admin task runner started (store: ${store.kind}, holder ${runner.holder})`);
+      return new Promise<number>((resolve) => {
+        let stopping = false;
+        const stop = (signal: NodeJS.Signals): void => {
+          if (stopping) return;
+          stopping = true;
+          logger.info('task runner stopping', { signal });
+          runner
+            .stop()
+            .then(() => store.close())
+            .then(
+              () => resolve(0),
+              (e: unknown) => {
+                logger.error('task runner shutdown failed', { error: e instanceof Error ? e.message : String(e) });
+                resolve(1);
+              },
+            );
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+    },
+  },
+  'tasks run-once': {
+    usage: 'tasks run-once [--date YYYY-MM-DD]',
+    summary: 'run the date actions due now (or due on --date) and the deliveries that can be made, then exit',
+    positionals: 0,
+    async run(_args, flags, config) {
+      const date = dateFlag(flags);
+      const logger = createLogger(config.logLevel);
+      return withStore(config, async (store) => {
+        const runner = createTaskRunner({ store, config, logger });
+        if (!(await runner.runOnce(date))) {
+          err(`flexi-admin: another task runner holds the lease of this store; it runs the tasks (try again after it stops, or within ${config.taskLeaseMs} ms of its end)`);
+          return 1;
+        }
+        return 0;
+      });
+    },
+  },
+  'tasks plan': {
+    usage: 'tasks plan [--date YYYY-MM-DD]',
+    summary: 'print what the date actions would do on that date (default today); changes nothing',
+    positionals: 0,
+    async run(_args, flags, config) {
+      const date = dateFlag(flags) ?? localDate();
+      return withStore(config, async (store) => {
+        const { dates } = createJobs({ store, config, logger: createLogger('silent') });
+        const lines = dates ? await dates.plan(date) : [];
+        out(lines.length ? lines.join('\n') : `nothing to do on ${date}`);
+        return 0;
+      });
+    },
+  },
   migrate: {
     usage: 'migrate',
     summary: 'apply pending schema migrations to the store and exit',
@@ -186,6 +260,7 @@ function optionSpec() {
     config: { type: 'string' },
     scope: { type: 'string' },
     label: { type: 'string' },
+    date: { type: 'string' },
   };
   for (const s of Object.values(SETTINGS)) {
     options[s.flag] = { type: s.boolean ? 'boolean' : 'string' };
@@ -277,6 +352,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if ((flags.scope !== undefined || flags.label !== undefined) && name !== 'fingerprint add') {
       throw usage('--scope and --label belong to fingerprint add');
     }
+    if (flags.date !== undefined && name !== 'tasks plan' && name !== 'tasks run-once') throw usage('--date belongs to tasks plan and tasks run-once');
     const config = loadConfig({ flags, env });
     return await command.run(args, flags, config);
   } catch (e) {

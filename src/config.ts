@@ -49,6 +49,19 @@ export interface Config {
   dbPool: number;
   tlsCiphers: string;
   tlsMinVersion: TlsVersion;
+  /** Run the task runner (date actions, webhook deliveries) inside `serve` (SPEC §10.4). */
+  tasks: boolean;
+  taskLeaseMs: number;
+  /** When the date actions run each day, server local time, HH:MM. */
+  taskTime: string;
+  eventRetentionMs: number;
+  webhookMaxEvents: number;
+  webhookTimeoutMs: number;
+  /** The waits before each retry of a failed delivery; after the last, the subscription is suspended. */
+  webhookRetryMs: number[];
+  webhookSecretOverlapMs: number;
+  /** Hosts a webhook URL may name although they are (or resolve to) loopback, private, link-local or unspecified addresses; http:// is allowed for them. */
+  webhookAllowHosts: string[];
 }
 
 /** One setting: its flag, environment variable, config-file key and how to read it. */
@@ -132,6 +145,49 @@ function cipherList(t: string): string {
   return ciphers;
 }
 
+/** Days (a plain number, as SPEC §10.1 counts retention) or a duration with a unit. */
+function days(name: string) {
+  return (text: string): number => {
+    if (/^\s*\d+\s*$/.test(text)) {
+      const n = Number(text);
+      if (n >= 1 && n <= 36_500) return n * 86_400_000;
+    } else {
+      const ms = parseDuration(text);
+      if (ms !== undefined && ms >= 60_000) return ms;
+    }
+    throw usage(`${name} must be a number of days from 1 (30 means 30 days) or a duration of at least 1m such as 12h, not '${text}'`);
+  };
+}
+
+/** A comma-separated list of durations, each at least `minMs`. */
+function durations(name: string, minMs: number) {
+  return (text: string): number[] => {
+    const parts = text.split(',').map((p) => p.trim());
+    const values = parts.map((p) => parseDuration(p));
+    if (parts.length === 0 || values.some((ms) => ms === undefined || ms < minMs)) {
+      throw usage(`${name} must be a comma-separated list of durations of at least ${minMs} ms, such as 5s,5m,30m,2h, not '${text}'`);
+    }
+    return values as number[];
+  };
+}
+
+/** A time of day, HH:MM (24-hour). */
+function timeOfDay(name: string) {
+  return (text: string): string => {
+    const m = /^\s*(\d{1,2}):(\d{2})\s*$/.exec(text);
+    if (!m || Number(m[1]) > 23 || Number(m[2]) > 59) throw usage(`${name} must be a time of day HH:MM such as 02:30, not '${text}'`);
+    return `${m[1].padStart(2, '0')}:${m[2]}`;
+  };
+}
+
+/** Host names or addresses, comma-separated, lower-cased; IPv6 addresses may be given in brackets. */
+function hostList(text: string): string[] {
+  return text
+    .split(',')
+    .map((h) => h.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'))
+    .filter((h) => h.length > 0);
+}
+
 const text = (t: string): string => t;
 const nullableText = (t: string): string | null => t || null;
 
@@ -187,6 +243,15 @@ export const SETTINGS: { [K in keyof Config]: Setting<K> } = {
       return t as TlsVersion;
     },
   },
+  tasks: { key: 'tasks', flag: 'tasks', env: 'FLEXI_TASKS', boolean: true, help: 'run the task runner (date actions, webhook deliveries) inside serve (--no-tasks when a separate "flexi-admin tasks" runs it)', read: bool('tasks') },
+  taskLeaseMs: { key: 'taskLeaseMs', flag: 'task-lease', env: 'FLEXI_TASK_LEASE', help: 'how long the one task runner of a store holds its lease; another takes over within it (default 30s)', read: duration('task-lease', 1000) },
+  taskTime: { key: 'taskTime', flag: 'task-time', env: 'FLEXI_TASK_TIME', help: 'when the date actions run each day, server local time (default 02:30; also when the runner starts)', read: timeOfDay('task-time') },
+  eventRetentionMs: { key: 'eventRetentionMs', flag: 'event-retention', env: 'FLEXI_EVENT_RETENTION', help: 'how long events are kept: days, or a duration such as 12h (default 30; events a subscription has not had yet are kept)', read: days('event-retention') },
+  webhookMaxEvents: { key: 'webhookMaxEvents', flag: 'webhook-max-events', env: 'FLEXI_WEBHOOK_MAX_EVENTS', help: 'most events combined into one webhook delivery (default 100)', read: integer('webhook-max-events', 1, 10_000) },
+  webhookTimeoutMs: { key: 'webhookTimeoutMs', flag: 'webhook-timeout', env: 'FLEXI_WEBHOOK_TIMEOUT', help: 'how long a webhook endpoint has to answer a delivery (default 10s)', read: duration('webhook-timeout', 100) },
+  webhookRetryMs: { key: 'webhookRetryMs', flag: 'webhook-retry', env: 'FLEXI_WEBHOOK_RETRY', help: 'waits before the retries of a failed delivery; after the last the subscription is suspended (default 5s,5m,30m,2h,5h,10h,10h)', read: durations('webhook-retry', 0) },
+  webhookSecretOverlapMs: { key: 'webhookSecretOverlapMs', flag: 'webhook-secret-overlap', env: 'FLEXI_WEBHOOK_SECRET_OVERLAP', help: 'how long a replaced webhook secret still signs deliveries beside the new one (default 24h)', read: duration('webhook-secret-overlap', 0) },
+  webhookAllowHosts: { key: 'webhookAllowHosts', flag: 'webhook-allow-hosts', env: 'FLEXI_WEBHOOK_ALLOW_HOSTS', help: 'comma-separated hosts that webhooks may reach although they are loopback or private addresses; http:// is allowed for them (default none)', read: hostList },
 };
 
 export const DEFAULTS: Config = {
@@ -214,6 +279,15 @@ export const DEFAULTS: Config = {
   dbPool: 10,
   tlsCiphers: TLS_CIPHERS_INTERMEDIATE,
   tlsMinVersion: 'TLSv1.2',
+  tasks: true,
+  taskLeaseMs: 30_000,
+  taskTime: '02:30',
+  eventRetentionMs: 30 * 86_400_000,
+  webhookMaxEvents: 100,
+  webhookTimeoutMs: 10_000,
+  webhookRetryMs: ['5s', '5m', '30m', '2h', '5h', '10h', '10h'].map((d) => parseDuration(d) as number),
+  webhookSecretOverlapMs: 24 * 3_600_000,
+  webhookAllowHosts: [],
 };
 
 /** How plain-text passwords are hashed, as --password-hash and --pbkdf2-iterations say. */

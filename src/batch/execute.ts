@@ -15,6 +15,8 @@ export interface ExecutorOptions {
   hashPolicy: HashPolicy;
   /** Told the password hashes of every user a batch wrote, once they are committed. */
   onPasswordsWritten?: (hashes: Array<string | null>) => void;
+  /** Told, once they are committed, that a batch wrote events (the task runner delivers them). */
+  onEventsCommitted?: (count: number) => void;
 }
 
 export interface BatchOutcome {
@@ -121,7 +123,7 @@ export class BatchExecutor {
     if (this.inFlight.has(flight)) throw alreadyInFlight(doc.id);
     this.inFlight.add(flight);
     try {
-      const { written, ...outcome } = await this.store.inBatch(async (tx) => {
+      const { written, events, ...outcome } = await this.store.inBatch(async (tx) => {
         const snapshot = await tx.loadSnapshot(snapshotRequest(doc, principal), principal.scope);
         const verified = await verifyAgainstSnapshot(doc, snapshot);
         const plan = planBatch(doc, snapshot, {
@@ -130,11 +132,12 @@ export class BatchExecutor {
         });
         const xml = renderResult({ id: doc.id, dryRun: doc.dryRun }, plan.results);
         let written: Array<string | null> = [];
+        let events = 0;
         if (!doc.dryRun) {
           const users = await hashNewPasswords(plan.changes.users, this.options.hashPolicy);
           written = users.map((u) => u.passwordHash);
           await tx.apply({ ...plan.changes, users });
-          await tx.recordEvents({ batchId: doc.id, actor: { credential: eventCredential(principal), user: principal.actingUser ?? null }, events: plan.events });
+          events = (await tx.recordEvents({ batchId: doc.id, actor: { credential: eventCredential(principal), user: principal.actingUser ?? null }, events: plan.events })).length;
           await tx.journal({
             batchId: doc.id,
             credential: `${principal.kind}:${principal.name}`,
@@ -148,9 +151,10 @@ export class BatchExecutor {
             resultXml: xml,
           });
         }
-        return { batchId: doc.id, xml, stats: countResults(plan.results), byEntity: countByEntity(plan.results), dryRun: doc.dryRun, written };
+        return { batchId: doc.id, xml, stats: countResults(plan.results), byEntity: countByEntity(plan.results), dryRun: doc.dryRun, written, events };
       }, { claim: flight });
       this.options.onPasswordsWritten?.(written);
+      if (events > 0) this.options.onEventsCommitted?.(events);
       return outcome;
     } catch (err) {
       // A store shared by several processes refuses the claim while another process has this batch.

@@ -15,6 +15,8 @@ import { fingerprintOfCertificate } from '../pki/fingerprint';
 import { createMetrics } from '../metrics';
 import { isPostgresUrl, openStore } from '../store/open-store';
 import type { Store } from '../store/store';
+import { createTaskRunner } from '../tasks/jobs';
+import type { TaskRunner } from '../tasks/runner';
 import { createApp } from './app';
 import { errorDocument } from '../xml/winstrom';
 import { PasswordChecks } from './password-checks';
@@ -27,6 +29,8 @@ const REPO_ROOT = join(__dirname, '..', '..');
 export interface RunningServer {
   port: number;
   store: Store;
+  /** The task runner inside the server (SPEC §10.4); undefined with --no-tasks. */
+  tasks?: TaskRunner;
   curlLine: string;
   /** Stops accepting, lets in-flight requests finish (bounded), then closes the store. */
   close(): Promise<void>;
@@ -134,10 +138,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await store.close();
     throw err;
   }
+  const tasks = config.tasks ? createTaskRunner({ store, config, logger, metrics }) : undefined;
   const executor = new BatchExecutor(store, {
     maxOperations: config.maxOperations,
     hashPolicy: hashPolicyOf(config),
     onPasswordsWritten: (hashes) => passwordChecks.note(hashes),
+    onEventsCommitted: () => tasks?.wake(),
   });
   const app = createApp({
     config,
@@ -246,6 +252,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     server.listen(config.port, config.host, resolve);
   });
   const port = (server.address() as AddressInfo).port;
+  tasks?.start();
   const line = curlLine(config, port);
   logger.info('listening', {
     url: `https://${config.host}:${port}`,
@@ -304,11 +311,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await drained;
     }
     await executor.stopAccepting();
+    // The runner finishes its delivery in flight and gives its lease up for another runner.
+    await tasks?.stop();
     await store.close();
     logger.info('stopped');
   };
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => (closing ??= stop());
 
-  return { port, store, curlLine: line, close };
+  return { port, store, tasks, curlLine: line, close };
 }

@@ -405,6 +405,18 @@ export class SqlStore implements Store {
     return this.driver.write(async (sql) => (await sql.run('DELETE FROM sessions WHERE id_hash = ? AND last_used_at >= ?', [idHash, now - idleMs])) === 1);
   }
 
+  async acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
+    return this.driver.write(async (sql) => (await sql.get(this.sql.takeLease, [name, holder, now + ttlMs, now, holder])) !== undefined);
+  }
+
+  releaseLease(name: string, holder: string): Promise<void> {
+    return this.driver.write(async (sql) => void (await sql.run('DELETE FROM task_leases WHERE name = ? AND holder = ?', [name, holder])));
+  }
+
+  deleteEvents(before: string, upToSeq: number): Promise<number> {
+    return this.driver.write((sql) => sql.run('DELETE FROM events WHERE time < ? AND seq <= ?', [before, upToSeq]));
+  }
+
   addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'> {
     return this.driver.write(async (sql) => {
       const existed = (await sql.get('SELECT 1 AS found FROM fingerprints WHERE fingerprint = ?', [record.fingerprint])) !== undefined;
@@ -501,6 +513,10 @@ function statements({ dialect }: Driver) {
       WHERE c.descendant = ? ORDER BY c.depth`,
     latestJournal: `SELECT * FROM batch_journal WHERE batch_id = ? AND ${inScope('scope')} ORDER BY seq DESC LIMIT 1`,
     latestJournalSentBy: `SELECT * FROM batch_journal WHERE batch_id = ? AND acting_user_key = ? AND ${inScope('scope')} ORDER BY seq DESC LIMIT 1`,
+    // Inserted when free; taken over when expired or already the holder's; else no row comes back.
+    takeLease: `INSERT INTO task_leases (name, holder, expires_at) VALUES (?, ?, ?)
+      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+      WHERE task_leases.expires_at < ? OR task_leases.holder = ? RETURNING holder`,
     takeEventSeqs: "UPDATE counters SET value = value + ? WHERE name = 'event_seq' RETURNING value",
     lastEventSeq: "SELECT value FROM counters WHERE name = 'event_seq'",
     eventsInScope: `SELECT seq, body FROM events WHERE seq > ? AND ${inScope('license_group')}

@@ -119,6 +119,17 @@ export interface Store {
   /** Ends a live session; false when there is none (unknown, already ended, or idle longer than `idleMs`). */
   deleteSession(idHash: string, now: number, idleMs: number): Promise<boolean>;
 
+  /**
+   * Takes or renews the lease `name` for `holder` until now + ttlMs (SPEC §10.4): true when it was
+   * free, expired or already this holder's; false while another holder's lease runs. One statement,
+   * so two runners asking at once cannot both get it.
+   */
+  acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up at once, if `holder` still has it, so a waiting runner need not wait for it to expire. */
+  releaseLease(name: string, holder: string): Promise<void>;
+  /** Deletes the events older than `before` (ISO time) with seq at most `upToSeq` (retention); how many. */
+  deleteEvents(before: string, upToSeq: number): Promise<number>;
+
   addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'>;
   /** Registers only a fingerprint the store has never seen, so a revoked one stays revoked. */
   addFingerprintIfUnknown(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<boolean>;

@@ -1,0 +1,31 @@
+import type { Config } from '../config';
+import type { Logger } from '../log';
+import type { Metrics } from '../metrics';
+import type { Store } from '../store/store';
+import { TaskRunner, type DateActionsJob, type DeliveryJob } from './runner';
+
+export interface TaskDeps {
+  store: Store;
+  config: Config;
+  logger: Logger;
+  /** The server's metrics, when the runner runs inside `serve`. */
+  metrics?: Metrics;
+}
+
+/** The date actions (SPEC §10.3) and webhook deliveries (SPEC §10.2) over one store. */
+export function createJobs(_deps: TaskDeps): { dates?: DateActionsJob; deliveries?: DeliveryJob } {
+  return {};
+}
+
+/** A task runner with every job, as `serve` and `flexi-admin tasks` run it. */
+export function createTaskRunner(deps: TaskDeps): TaskRunner {
+  const { config } = deps;
+  return new TaskRunner({
+    store: deps.store,
+    logger: deps.logger,
+    leaseMs: config.taskLeaseMs,
+    taskTime: config.taskTime,
+    eventRetentionMs: config.eventRetentionMs,
+    ...createJobs(deps),
+  });
+}
