@@ -65,6 +65,8 @@ export const NEEDS = {
   moveToGroup: { allOf: ['licenseManagement'] },
   /** Any <licenseGroup> operation (SPEC §7.1). */
   changeGroups: { allOf: ['licenseManagement'] },
+  /** Any <dateAction> operation (SPEC §10.3). */
+  changeDateActions: { allOf: ['licenseManagement'] },
   deleteCompany: { allOf: ['deleteCompany'] },
   sendSessionBatch: { allOf: ['manageAll', 'licenseManagement'] },
   /** Seeing other users in /u, and the journal entries of batches others sent. */
