@@ -128,3 +128,14 @@ export function fewestDays(offsets: readonly DateOffset[]): number {
   }
   return days;
 }
+
+/** The most days `offsets` can move a date (the counterpart of fewestDays, for a lower bound). */
+export function mostDays(offsets: readonly DateOffset[]): number {
+  let days = 0;
+  for (const { unit, amount } of offsets) {
+    if (unit === 'days') days += amount;
+    else if (unit === 'weeks') days += amount * 7;
+    else days += amount > 0 ? amount * 31 + 3 : amount * 28 + 3;
+  }
+  return days;
+}
