@@ -1,7 +1,7 @@
 import type { AccessRecord } from '../domain/access';
 import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
 import { companyIdCandidate, companyIdCandidateIndex, deriveCompanyId } from '../domain/company-id';
-import { dateActionProblem, sameDateAction, type DateActionRecord } from '../domain/date-actions';
+import { dateActionProblem, sameDateAction, scheduledOperation, type DateActionRecord } from '../domain/date-actions';
 import { assignValues, emptyValues, sameValues } from '../domain/fields';
 import { GROUP_PARAMS, GroupTree, noFreeSeat, type GroupParam, type GroupParams, type GroupRecord } from '../domain/groups';
 import { DEFAULT_COUNTRY, defaultOrgType, isCountry, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
@@ -965,6 +965,7 @@ class Planner {
         active: fields.active ?? true,
       };
       assertDateAction(created);
+      this.requireMaySchedule(created);
       this.requireFreeId(existing !== undefined, `date action id ${id}`);
       this.state.putDateAction(created);
       return new Outcome('CREATED');
@@ -979,8 +980,19 @@ class Planner {
     if (fields.active !== undefined) next.active = fields.active;
     assertDateAction(next);
     if (sameDateAction(current, next)) return skip();
+    this.requireMaySchedule(next);
     this.state.putDateAction(next);
     return new Outcome('UPDATED');
+  }
+
+  /** An acting user sets up (or changes) only an action whose runs do what it may do itself. */
+  private requireMaySchedule(action: DateActionRecord): void {
+    const actor = this.actor();
+    const operation = scheduledOperation(action);
+    if (!actor || !operation) return;
+    const missing = missingFor(operation, actor.permissions);
+    const what = action.entity === 'USER' ? 'users' : 'companies';
+    if (missing) fail(`permission denied: a date action that does ${action.do} to ${what} needs ${missing}, which you do not have`);
   }
 
   get events(): PlannedEvent[] {

@@ -1,4 +1,5 @@
 import { addOffsets, OFFSET_UNITS, type DateOffset, type OffsetUnit } from './dates';
+import type { GuardedOperation } from './permissions';
 
 /**
  * Date actions (SPEC §10.3): "when an object's date plus these offsets has come, do this". The
@@ -94,4 +95,16 @@ export function dueDateOf(action: Pick<DateActionRecord, 'offsets'>, date: strin
 /** "validUntil + 3 months − 5 days", for `tasks plan` and the logs. */
 export function describeSchedule(action: Pick<DateActionRecord, 'field' | 'offsets'>): string {
   return [action.field, ...action.offsets.map((o) => `${o.amount < 0 ? '-' : '+'} ${Math.abs(o.amount)} ${o.unit}`)].join(' ');
+}
+
+/**
+ * What an acting user must itself be allowed to do to set up an action that does this (SPEC §6):
+ * the runs act with the task user's permissions, which may be more than the actor's, so without
+ * it a user could schedule what it may not do. Reminders change nothing.
+ */
+export function scheduledOperation(action: Pick<DateActionRecord, 'entity' | 'do'>): GuardedOperation | undefined {
+  if (action.do === 'block') return 'changeOthersFields';
+  if (action.do === 'hide') return 'scheduleHide';
+  if (action.do === 'delete') return action.entity === 'USER' ? 'deleteUser' : 'deleteCompany';
+  return undefined;
 }

@@ -171,9 +171,28 @@ describe('planBatch: <dateAction> (SPEC §10.3)', () => {
       ]);
     });
 
-    test('when an acting user with licenseManagement creates one, then it is CREATED', () => {
+    test('when an acting user with licenseManagement creates a reminder, then it is CREATED', () => {
       const { snap, principal } = actingAs(['licenseManagement']);
       expect(outcomes(plan(minimal('x'), snap, principal))).toEqual([['CREATED', 'x']]);
+    });
+
+    test.each<[string, string, PermissionName[], string]>([
+      ['blocks users', '<entity>USER</entity><field>validUntil</field><do>block</do>', ['createUser'], 'a date action that does block to users needs createUser, which you do not have'],
+      ['deletes users', '<entity>USER</entity><field>validUntil</field><do>delete</do>', ['createUser'], 'a date action that does delete to users needs createUser, which you do not have'],
+      ['hides companies', '<entity>COMPANY</entity><field>validUntil</field><do>hide</do>', ['manageAll'], 'a date action that does hide to companies needs manageAll, which you do not have'],
+      ['deletes companies', '<entity>COMPANY</entity><field>createdAt</field><do>delete</do>', ['deleteCompany'], 'a date action that does delete to companies needs deleteCompany, which you do not have'],
+    ])('when an acting user sets up an action that %s without the permission that needs, then it is FAILED; with it, CREATED', (_name, parts, needed, message) => {
+      const without = actingAs(['licenseManagement']);
+      expect(outcomes(plan(action(`<id>x</id>${parts}`), without.snap, without.principal))).toEqual([['FAILED', 'x', `permission denied: ${message}`]]);
+      const holding = actingAs(['licenseManagement', ...needed]);
+      expect(outcomes(plan(action(`<id>x</id>${parts}`), holding.snap, holding.principal))).toEqual([['CREATED', 'x']]);
+    });
+
+    test('when an acting user turns a reminder it may set into a block it may not do, then the update is FAILED', () => {
+      const { snap, principal } = actingAs(['licenseManagement']);
+      const reminder: DateActionRecord = { ...TRIAL_END, do: 'remind', licenseGroup: 'partner_a' };
+      const p = plan(action('<id>trial-end</id><do>block</do>'), { ...snap, dateActions: [reminder] }, principal);
+      expect(outcomes(p)).toEqual([['FAILED', 'trial-end', 'permission denied: a date action that does block to users needs createUser, which you do not have']]);
     });
   });
 
