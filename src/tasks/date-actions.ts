@@ -4,6 +4,7 @@ import { planBatch, snapshotRequest } from '../batch/plan';
 import type { PlannedUser } from '../domain/changes';
 import { describeSchedule, dueDateOf, type DateActionRecord } from '../domain/date-actions';
 import { addDays, fewestDays, localDateOf, mostDays } from '../domain/dates';
+import { isCalendarDate } from '../domain/fields';
 import type { EventActor, PlannedEvent } from '../domain/events';
 import { GroupTree } from '../domain/groups';
 import { ROOT_GROUP, type Principal } from '../domain/principals';
@@ -53,7 +54,8 @@ export interface RunReport {
   handled: Handled[];
 }
 
-const noDocument = (id: string, operations: Operation[]): BatchDocument => ({ id, atomic: false, dryRun: false, operations });
+/** The batch a run amounts to for one task user: its operations, each on its own (not atomic). */
+const runDocument = (id: string, operations: Operation[]): BatchDocument => ({ id, atomic: false, dryRun: false, operations });
 
 export const runBatchId = (action: string, date: string): string => `tasks-${action}-${date}`;
 
@@ -83,14 +85,27 @@ export class DateActions implements DateActionsJob {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * Each active action in its own transaction. One that throws (the store went away) does not keep
+   * the others from running; the round then ends with an error naming them, and the next round
+   * tries them again (what they did before is recorded, so nothing is done twice).
+   */
   async runDue(date: string): Promise<void> {
+    const errors: string[] = [];
     for (const action of await this.store.listDateActions()) {
       if (!action.active) continue;
-      const report = await this.store.inBatch((tx) => this.run(tx, action.id, date, true));
+      let report: RunReport;
+      try {
+        report = await this.store.inBatch((tx) => this.run(tx, action.id, date, true));
+      } catch (e) {
+        errors.push(`${action.id}: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
       if (report.handled.length === 0) continue;
       const count = (outcome: Outcome): number => report.handled.filter((h) => h.outcome === outcome).length;
       this.logger.info('date action ran', { action: action.id, date, batchId: runBatchId(action.id, date), done: count('done'), skipped: count('skipped'), failed: count('failed') });
     }
+    if (errors.length) throw new Error(`date actions that could not run on ${date}: ${errors.join('; ')}`);
   }
 
   async plan(date: string): Promise<string[]> {
@@ -108,6 +123,7 @@ export class DateActions implements DateActionsJob {
    * without, it only says what it would do (`tasks plan`), through the same checks.
    */
   async run(tx: BatchTransaction, actionId: string, date: string, write: boolean): Promise<RunReport> {
+    const startedAt = new Date();
     const report: RunReport = { action: actionId, date, handled: [] };
     const action = await tx.dates.find(actionId);
     if (!action || !action.active) return report;
@@ -152,7 +168,7 @@ export class DateActions implements DateActionsJob {
     for (const { user, work } of byTaskUser.values()) {
       // The task user acts as in a batch it sent: its own group is its scope, its permissions apply.
       const principal: Principal = { kind: 'tasks', name: 'tasks', scope: user.licenseGroup, actingUser: user.username };
-      const doc = noDocument(batchId, work.map((w) => w.op));
+      const doc = runDocument(batchId, work.map((w) => w.op));
       const snapshot = await tx.loadSnapshot(snapshotRequest(doc, principal), principal.scope);
       const plan = planBatch(doc, snapshot, { principal, passwordMatches: () => false });
       plan.results.forEach((result, i) => {
@@ -169,7 +185,7 @@ export class DateActions implements DateActionsJob {
     report.handled.sort((a, b) => (a.object.key < b.object.key ? -1 : a.object.key > b.object.key ? 1 : 0));
     if (!write) return report;
 
-    await this.remember(tx, action, report, batchId, events, deletedCompanies);
+    await this.remember(tx, action, report, { batchId, startedAt }, events, deletedCompanies);
     return report;
   }
 
@@ -185,7 +201,11 @@ export class DateActions implements DateActionsJob {
     if (before === undefined || from === undefined) return [];
     const found: Array<{ object: DateObject; due: string }> = [];
     for (const object of await tx.dates.objects(action, { from, before })) {
-      const day = action.field === 'validUntil' ? object.value : localDateOf(object.value);
+      const day = dayOf(action, object.value);
+      if (day === undefined) {
+        this.logger.warn('date action: a stored date cannot be read; the object has no due date', { action: action.id, entity: action.entity, id: object.id, field: action.field });
+        continue;
+      }
       const due = dueDateOf(action, day);
       if (due !== undefined && due <= date && due >= since) found.push({ object, due });
     }
@@ -205,7 +225,7 @@ export class DateActions implements DateActionsJob {
     tx: BatchTransaction,
     action: StoredDateAction,
     report: RunReport,
-    batchId: string,
+    { batchId, startedAt }: { batchId: string; startedAt: Date },
     changes: Array<{ actor: EventActor; events: PlannedEvent[] }>,
     deletedCompanies: ReadonlySet<string>,
   ): Promise<void> {
@@ -245,12 +265,19 @@ export class DateActions implements DateActionsJob {
       impersonated: single,
       actingUser: single === null ? null : userKey(single),
       scope: action.licenseGroup,
-      receivedAt: now,
+      receivedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       bodySha256: createHash('sha256').update(JSON.stringify({ action, date: report.date, objects: report.handled.map((h) => [h.object.key, h.due]) })).digest('hex'),
       resultXml: renderResult({ id: batchId }, report.handled.map((h) => h.result)),
     });
   }
+}
+
+/** The calendar day of a field's stored value: a date as it is, an instant's date in the server's time zone; undefined for what is neither. */
+function dayOf(action: DateActionRecord, value: string): string | undefined {
+  if (action.field === 'validUntil') return isCalendarDate(value) ? value : undefined;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : localDateOf(at);
 }
 
 /** Why the object's task user cannot act for it (SPEC §10.3), or undefined when it can. */

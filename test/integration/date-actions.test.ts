@@ -5,7 +5,7 @@ import { localDate } from '../../src/tasks/runner';
 import { sessionFor } from '../support/auth';
 import { runCli } from '../support/cli';
 import { startTestServer, entries, statuses, type TestServer } from '../support/server';
-import { dumpStore, queryRows } from '../support/stores';
+import { dumpStore, queryRows, runScript } from '../support/stores';
 import { assertValidXml } from '../support/xmllint';
 
 interface FeedEvent {
@@ -261,6 +261,29 @@ describe('date actions (SPEC §10.3)', () => {
       ]);
       await dates.runDue(day(30));
       expect(await user('da.login')).toMatchObject({ blocked: true, blockMessage: 'idle for 30 days' });
+    });
+
+    test('when one action cannot run (the store fails it), then the others still run and the round ends with an error naming it; a stored date that cannot be read is no due date', async () => {
+      await tenant('zz_iso', ['createUser']);
+      await send(`<user><username>zz.iso</username><validUntil>${today}</validUntil><licenseGroup>zz_iso</licenseGroup></user>
+        <user><username>zz.garbled</username><licenseGroup>zz_iso</licenseGroup></user>
+        ${dateAction('zz-isolated', 'zz_iso', '<entity>USER</entity><field>validUntil</field><do>block</do>')}`);
+      // As an import from elsewhere might have left it: a value no batch can write.
+      runScript(server.db, "UPDATE users SET valid_until = '2026-02-30' WHERE key = 'zz.garbled';");
+      const store = server.running.store;
+      let calls = 0;
+      const flaky = new Proxy(store, {
+        get(target, name) {
+          if (name === 'inBatch') return (...args: Parameters<typeof store.inBatch>) => (++calls === 1 ? Promise.reject(new Error('the store went away for a moment')) : target.inBatch(...args));
+          const value = Reflect.get(target, name, target) as unknown;
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const first = (await store.listDateActions()).find((a) => a.active)?.id;
+      expect(first).not.toBe('zz-isolated');
+      await expect(new DateActions(flaky, createLogger('silent')).runDue(today)).rejects.toThrow(`date actions that could not run on ${today}: ${first}: the store went away for a moment`);
+      expect(await user('zz.iso')).toMatchObject({ blocked: true });
+      expect(await user('zz.garbled')).toMatchObject({ blocked: false });
     });
 
     test('when the runs are planned, then plan says what each would do and changes nothing, and `flexi-admin tasks plan --date` prints the same', async () => {
