@@ -17,6 +17,7 @@ export interface Page {
   group?: string;
   limit: number;
   start: number;
+  /** A position in the listing's order: a user's key (its lowercase username), a company id or a group id. */
   after?: string;
   /** Also count every row the listing has (`add-row-count=true`). */
   countRows?: boolean;
