@@ -114,7 +114,8 @@ describe('a partner certificate scoped to its license group', () => {
       userOp('b.user', { email: 'b@example.com' }),
       deleteUserOp('b.user'),
       userOp('a.user', { licenseGroup: 'partner_b' }),
-      companyOp('fb', { name: 'Firma B renamed' }),
+      // With an admin user, so that creating fb would succeed were the id free: only then is a taken id "not available" (docs/security.md).
+      companyOp('fb', { name: 'Firma B renamed', adminUser: 'a.new' }),
       '<company action="delete"><id>fb</id></company>',
       '<access user="a.user" role="ADMIN">fb</access>',
       '<access user="a.user" action="delete">fb</access>',
