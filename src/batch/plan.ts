@@ -534,8 +534,12 @@ class Planner {
       this.state.putUser({ ...current, deleted: true });
       return new Outcome('DELETED');
     }
-    // Usernames are global: one taken outside the scope cannot be created, and says no more than that.
-    if (!current && this.state.users.has(userKey(username))) return fail(`username ${username} is not available`);
+    // Usernames are global: one taken outside the scope cannot be created, and says no more than that —
+    // and only to a principal that may create users; one that may not is refused as for a free name.
+    if (!current && this.state.users.has(userKey(username))) {
+      this.require('createUser');
+      return fail(`username ${username} is not available`);
+    }
     const group = op.fields.licenseGroup === undefined ? undefined : this.visibleGroup(op.fields.licenseGroup).id;
     if (!current || current.deleted) {
       this.require('createUser');
@@ -609,8 +613,11 @@ class Planner {
       return new Outcome('DELETED');
     }
     const id = op.id ?? this.resolveDerivedId(op.fields.name);
-    head.id = id;
     const current = this.companyInScope(id);
+    // Which ids are taken outside the scope (the answer below, the suffix of a derived id) is told only
+    // to a principal that may create companies; one that may not is refused as for a free id.
+    if (!current) this.require('createCompany');
+    head.id = id;
     // Company ids are global: one taken outside the scope cannot be created, and says no more than that.
     if (!current && this.state.companies.has(id)) return fail(`company id ${id} is not available`);
     return current ? this.updateCompany(current, op.fields) : this.createCompany(id, op.fields);
