@@ -44,7 +44,8 @@ export function isRootScope(principal: Principal): boolean {
  */
 export async function readableUserOnly(principal: Principal, store: Store): Promise<string | undefined> {
   if (principal.actingUser === undefined) return undefined;
-  const user = await store.findUserRecord(principal.scope, principal.actingUser);
+  // Looked up from root: a session's user lives in its own group, above the tenant it may work in (SPEC §7.5).
+  const user = await store.findUserRecord(ROOT_GROUP, principal.actingUser);
   // Authentication found the user live a moment ago; one deleted since reads with no rights.
   const held = user && !user.deleted ? user.permissions : noPermissions();
   return missingFor('readOthers', held) === undefined ? undefined : userKey(principal.actingUser);
