@@ -107,7 +107,11 @@ const COMMANDS: Record<string, Command> = {
       const scope = typeof flags.scope === 'string' ? flags.scope : ROOT_GROUP;
       const label = typeof flags.label === 'string' ? flags.label : null;
       return withStore(config, async (store) => {
-        if (!(await store.groupExists(scope))) throw usage(`license group '${scope}' does not exist`);
+        // SPEC §7.6: exit 1 with the reason; the usage was right, the store lacks the group.
+        if (!(await store.groupExists(scope))) {
+          err(`flexi-admin: license group '${scope}' does not exist`);
+          return 1;
+        }
         const result = await store.addFingerprint({ fingerprint, scope, label });
         out(`${result} ${fingerprint} (scope ${scope}${label ? `, label "${label}"` : ''})`);
         return 0;

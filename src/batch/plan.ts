@@ -714,8 +714,11 @@ class Planner {
       return new Outcome('DELETED');
     }
     const id = op.id ?? this.resolveDerivedId(op.fields.name);
-    head.id = id;
     const current = this.companyInScope(id);
+    // Which ids are taken outside the scope (the suffix of a derived id, "not available") is told only
+    // to a principal that may create companies; one that may not is refused as for a free id.
+    if (!current) this.require('createCompany');
+    head.id = id;
     return current ? this.updateCompany(current, op.fields) : this.createCompany(id, op.fields);
   }
 

@@ -129,9 +129,14 @@ function sessionPrincipal(req: Request, sessionId: string, options: AuthOptions)
     if (!session) refuse(options, req, { kind: 'session-unknown', reason: 'unknown or expired session' });
     const { user, tenant } = session;
     if (userUnavailable(user)) refuse(options, req, { kind: 'session-user-unavailable', reason: `session user ${user.username} ${userUnavailable(user)}` });
-    // The session works in its tenant (SPEC §7.5) while that still lies in its user's scope (a user can be moved).
-    const inTenant = tenant !== null && tenant !== user.licenseGroup && (await options.store.groupInScope(user.licenseGroup, tenant));
-    return { kind: 'session', name: user.username, scope: inTenant ? tenant : user.licenseGroup, actingUser: user.username };
+    // A session works in the tenant it was opened in (SPEC §7.5), and nowhere else: once that is no
+    // longer in its user's scope (the user or the group was moved), the session is over rather than
+    // moved to another tenant its client never chose. Sessions opened before license groups have none.
+    const scope = tenant ?? user.licenseGroup;
+    if (scope !== user.licenseGroup && !(await options.store.groupInScope(user.licenseGroup, scope))) {
+      refuse(options, req, { kind: 'session-unknown', reason: `session of ${user.username} works in license group ${scope}, which is no longer in its scope` });
+    }
+    return { kind: 'session', name: user.username, scope, actingUser: user.username };
   });
 }
 

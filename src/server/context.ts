@@ -44,7 +44,9 @@ export function isRootScope(principal: Principal): boolean {
  */
 export async function readableUserOnly(principal: Principal, store: Store): Promise<string | undefined> {
   if (principal.actingUser === undefined) return undefined;
-  const user = await store.findUserRecord(principal.scope, principal.actingUser);
+  // A session may work in a tenant below its user's own group (SPEC §7.5): the user, authenticated
+  // already, is looked up wherever it lives, not within the scope it works in.
+  const user = await store.findUserRecord(ROOT_GROUP, principal.actingUser);
   // Authentication found the user live a moment ago; one deleted since reads with no rights.
   const held = user && !user.deleted ? user.permissions : noPermissions();
   return missingFor('readOthers', held) === undefined ? undefined : userKey(principal.actingUser);

@@ -35,14 +35,17 @@ export async function login(store: Store, checks: PasswordChecks, credentials: {
     return { ok: false, reason: 'blocked', username: user.username, message: user.blockMessage ?? `user ${user.username} is blocked` };
   }
   // SPEC §7.5: the tenant asked for (a group of the user's scope, remembered for the next login), else
-  // the one selected last while it is still in scope, else the user's own group.
+  // the one selected last while it is still in scope (once it is not, it is forgotten: a later move
+  // back does not bring it back), else the user's own group.
   let tenant = user.licenseGroup;
+  let remember = credentials.tenant !== undefined;
   if (credentials.tenant !== undefined) {
     if (!(await store.groupInScope(user.licenseGroup, credentials.tenant))) return { ok: false, reason: 'tenant', tenant: credentials.tenant };
     tenant = credentials.tenant;
   } else {
     const last = await store.lastTenantOf(user.key);
     if (last !== undefined && (await store.groupInScope(user.licenseGroup, last))) tenant = last;
+    else if (last !== undefined) remember = true;
   }
   if (check.upgrade !== undefined) await store.upgradePasswordHash(user.key, user.passwordHash, check.upgrade);
   const sessionId = newSessionId();
@@ -51,8 +54,9 @@ export async function login(store: Store, checks: PasswordChecks, credentials: {
     userKey: user.key,
     now: Date.now(),
     idleMs: sessionIdleMs,
-    tenant: tenant === user.licenseGroup ? null : tenant,
-    remember: credentials.tenant !== undefined,
+    tenant,
+    // The user's own group is remembered as such (null), so it follows the user when it is moved.
+    ...(remember ? { lastTenant: tenant === user.licenseGroup ? null : tenant } : {}),
   });
   const tenants = ((await store.tenantsOf(user.licenseGroup, user.username)) ?? []).map((t) => t.id);
   return { ok: true, sessionId, user, tenant, tenants };

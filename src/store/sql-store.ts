@@ -381,10 +381,10 @@ export class SqlStore implements Store {
 
   /**
    * Also removes the sessions that have been idle longer than `idleMs`, so the table holds only
-   * live ones and those idle since the last login; with `remember`, the tenant becomes the user's
-   * choice for its next login without one (SPEC §7.5).
+   * live ones and those idle since the last login; with `lastTenant`, that becomes the user's
+   * choice for its next login without a tenant (SPEC §7.5).
    */
-  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number; tenant: string | null; remember: boolean }): Promise<void> {
+  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number; tenant: string; lastTenant?: string | null }): Promise<void> {
     return this.driver.write(async (sql) => {
       if (session.idleMs !== undefined) await sql.run('DELETE FROM sessions WHERE last_used_at < ?', [session.now - session.idleMs]);
       await sql.insert(SESSIONS, [
@@ -393,10 +393,10 @@ export class SqlStore implements Store {
       // SPEC §10.3: lastLoginAt, which date actions may count from. Its own statement: a batch's write
       // of the user leaves it alone (schema.ts), so neither can undo the other.
       await sql.run('UPDATE users SET last_login_at = ? WHERE key = ?', [new Date(session.now).toISOString(), session.userKey]);
-      if (session.remember) {
+      if (session.lastTenant !== undefined) {
         await sql.run(
           'INSERT INTO user_preferences (user_key, last_tenant) VALUES (?, ?) ON CONFLICT (user_key) DO UPDATE SET last_tenant = excluded.last_tenant',
-          [session.userKey, session.tenant],
+          [session.userKey, session.lastTenant],
         );
       }
     });

@@ -21,6 +21,7 @@ export interface Page {
   group?: string;
   limit: number;
   start: number;
+  /** A position in the listing's order: a user's key (its lowercase username), a company id or a group id. */
   after?: string;
   /** Also count every row the listing has (`add-row-count=true`). */
   countRows?: boolean;
@@ -33,7 +34,7 @@ export interface Listed<T> {
 
 export type { GroupView, Tenant } from '../domain/groups';
 
-/** A live session: its user and the group it works in. */
+/** A live session: its user and the group it works in (null for a session opened before license groups: its user's group). */
 export interface LiveSession {
   user: UserRecord;
   tenant: string | null;
@@ -118,9 +119,11 @@ export interface Store {
   costliestPbkdf2Iterations(): Promise<number>;
   /**
    * Sessions are kept by the SHA-256 of their id, so the database never holds a usable one. With
-   * `idleMs`, sessions idle longer than that are removed first.
+   * `idleMs`, sessions idle longer than that are removed first. `tenant` is the group the session
+   * works in; with `lastTenant`, the user's choice for its next login without one is set to that
+   * group, or to null: its own group, wherever that is then.
    */
-  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number; tenant: string | null; remember: boolean }): Promise<void>;
+  createSession(session: { idHash: string; userKey: string; now: number; idleMs?: number; tenant: string; lastTenant?: string | null }): Promise<void>;
   /** The user and tenant of a live session, marking it used now; a session idle longer than `idleMs` is not found. */
   useSession(idHash: string, now: number, idleMs: number): Promise<LiveSession | undefined>;
   /** Ends a live session; false when there is none (unknown, already ended, or idle longer than `idleMs`). */

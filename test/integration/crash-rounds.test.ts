@@ -106,6 +106,35 @@ function checkStore(db: string, sent: number): boolean[] {
   return present;
 }
 
+/**
+ * The events each batch makes (SPEC §10.1), by type: the shared user's familyName, the batch's users,
+ * its companies with their admins' grants, its grants and the shared user's grant, and the shared
+ * company's name. Batch 0 creates the shared user and company (and the shared user's admin grant).
+ */
+function expectedEvents(k: number): Record<string, number> {
+  return k === 0
+    ? { USER_CREATED: USERS + 1, COMPANY_CREATED: COMPANIES + 1, ACCESS_GRANTED: COMPANIES + GRANTS + 2 }
+    : { USER_UPDATED: 1, USER_CREATED: USERS, COMPANY_CREATED: COMPANIES, ACCESS_GRANTED: COMPANIES + GRANTS + 1, COMPANY_UPDATED: 1 };
+}
+
+/**
+ * The outbox after a crash: reads the events committed since the last look and checks that seq
+ * only grows (across restarts too) and that the counter the next seq comes from is the last one;
+ * returns the events per batch id and type, accumulated in `seen`.
+ */
+function readNewEvents(db: string, seen: { lastSeq: number; byBatch: Map<string, Record<string, number>> }): void {
+  for (const row of queryRows(db, 'SELECT seq, body FROM events WHERE seq > ? ORDER BY seq', seen.lastSeq)) {
+    const seq = Number(row.seq);
+    expect(seq).toBeGreaterThan(seen.lastSeq);
+    seen.lastSeq = seq;
+    const event = JSON.parse(row.body as string) as { batchId: string; type: string };
+    const counts = seen.byBatch.get(event.batchId) ?? {};
+    counts[event.type] = (counts[event.type] ?? 0) + 1;
+    seen.byBatch.set(event.batchId, counts);
+  }
+  expect(Number(queryRows(db, "SELECT value FROM counters WHERE name = 'event_seq'")[0].value)).toBe(seen.lastSeq);
+}
+
 /** The entity tables without timestamps (the fingerprint registry differs by design: the reference store has none). */
 function comparable(db: string): Record<string, unknown[]> {
   const dump = dumpStore(db) as Record<string, Array<Record<string, unknown>>>;
@@ -117,7 +146,7 @@ function comparable(db: string): Record<string, unknown[]> {
   );
 }
 
-describe('a server killed again and again during batches', () => {
+describe('a server killed again and again during batches (SPEC §5.3; its events, SPEC §10.1)', () => {
   let pki: string;
   let dir: string;
   let db: string;
@@ -143,7 +172,7 @@ describe('a server killed again and again during batches', () => {
     return { server, port: await listeningPort(server) };
   }
 
-  test(`when it is SIGKILLed at a random moment in each of ${ROUNDS} rounds of ${OPERATIONS}-operation batches, then after every restart the store is intact and each batch wholly there or absent, and re-sending converges to the state of applying each batch once`, async () => {
+  test(`when it is SIGKILLed at a random moment in each of ${ROUNDS} rounds of ${OPERATIONS}-operation batches, then after every restart the store is intact, each batch wholly there with all its events or absent with none, seq only grows, and re-sending converges to the state of applying each batch once`, async () => {
     const seed = Number(process.env.CRASH_ROUNDS_SEED ?? Date.now() % 1_000_000);
     const rng = new Rng(seed);
     const bodies = Array.from({ length: ROUNDS + 1 }, (_, k) => roundBatch(k));
@@ -163,6 +192,7 @@ describe('a server killed again and again during batches', () => {
     if ('error' in firstAnswer) throw firstAnswer.error;
     expect(firstAnswer.status).toBe(200);
     let present = [true];
+    const events = { lastSeq: 0, byBatch: new Map<string, Record<string, number>>() };
 
     for (let round = 1; round <= ROUNDS; round++) {
       // This round's new batch, together with up to two earlier ones a kill left absent (they queue behind each other).
@@ -185,6 +215,12 @@ describe('a server killed again and again during batches', () => {
 
       ({ server, port } = await serve());
       present = checkStore(db, round + 1);
+      // Every committed batch has all its events, and nothing that was not committed has any.
+      readNewEvents(db, events);
+      for (let k = 0; k <= round; k++) {
+        expect({ context: context(), batch: k, events: events.byBatch.get(batchId(k)) ?? {} }).toEqual({ context: context(), batch: k, events: present[k] ? expectedEvents(k) : {} });
+      }
+      expect([...events.byBatch.keys()].filter((id) => !/^round-\d{3}$/.test(id))).toEqual([]);
       // An answered batch was committed before its answer.
       for (const k of answered) expect({ context: context(), answered: k, present: present[k] }).toEqual({ context: context(), answered: k, present: true });
       if (present[round]) figures.killedPresent++;
@@ -211,6 +247,8 @@ describe('a server killed again and again during batches', () => {
     server.child.kill('SIGTERM');
     expect(await server.exited).toEqual({ code: 0, signal: null });
     expect(checkStore(db, ROUNDS + 1)).toEqual(Array(ROUNDS + 1).fill(true));
+    readNewEvents(db, events);
+    for (let k = 0; k <= ROUNDS; k++) expect({ batch: k, created: events.byBatch.get(batchId(k))?.USER_CREATED }).toEqual({ batch: k, created: k === 0 ? USERS + 1 : USERS });
 
     // The reference: each batch applied once, in order, to a fresh store.
     reference = newTestDb(dir, 'reference.db');

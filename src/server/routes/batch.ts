@@ -1,6 +1,6 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
 import { missingFor, NEEDS } from '../../domain/permissions';
-import type { Principal } from '../../domain/principals';
+import { ROOT_GROUP, type Principal } from '../../domain/principals';
 import { FlexiError, isFlexiError } from '../../errors';
 import { secondsSince } from '../../store/sql';
 import { bodyText, xmlBody } from '../body';
@@ -21,7 +21,8 @@ const sessionAdmin: Gate = async (principal, deps) => {
   if (principal.kind !== 'session' || !principal.actingUser) {
     throw new FlexiError('forbidden', '/v2/admin/batch is for logged-in users (X-authSessionId); certificates and server credentials use /admin/batch.');
   }
-  const user = await deps.store.findUserRecord(principal.scope, principal.actingUser);
+  // The session's user may live above the tenant the session works in (SPEC §7.5).
+  const user = await deps.store.findUserRecord(ROOT_GROUP, principal.actingUser);
   if (!user || missingFor('sendSessionBatch', user.permissions) !== undefined) {
     const needed = NEEDS.sendSessionBatch.allOf.join(' and ');
     throw new FlexiError('forbidden', `User ${principal.actingUser} needs the ${needed} permissions to send batches.`);

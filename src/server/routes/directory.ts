@@ -3,7 +3,8 @@ import { GROUP_ID_PATTERN, GROUP_PARAMS, GroupTree, type EffectiveParam, type Gr
 import { DEFAULT_COUNTRY } from '../../domain/org-types';
 import type { Principal } from '../../domain/principals';
 import { DEFAULT_ROLE } from '../../domain/roles';
-import { userKey } from '../../domain/users';
+import { COMPANY_ID_PATTERN } from '../../domain/company-id';
+import { USERNAME_PATTERN, userKey } from '../../domain/users';
 import { FlexiError } from '../../errors';
 import type { Page } from '../../store/store';
 import { renderCompanies, renderGroup, renderGroups, renderTenants, renderUser, renderUsers } from '../../xml/views';
@@ -30,19 +31,33 @@ function wholeNumber(req: Request, name: string, max: number): number | undefine
   return Number(text);
 }
 
+/** The ids of a listing's rows, as `after=` names them: their form, and the key the listing is ordered by. */
+interface ListingIds {
+  what: string;
+  pattern: RegExp;
+  key(id: string): string;
+}
+
+// Users are ordered by their case-insensitive key, while the listing shows the stored spelling.
+const USER_IDS: ListingIds = { what: 'a username (1–64 characters of A–Z, a–z, 0–9, ., _, @ and -)', pattern: USERNAME_PATTERN, key: userKey };
+const COMPANY_IDS: ListingIds = { what: 'a company id (1–64 characters of a–z, 0–9 and _)', pattern: COMPANY_ID_PATTERN, key: (id) => id };
+const GROUP_IDS: ListingIds = { what: 'a license group id (1–64 characters of a–z, 0–9 and _)', pattern: GROUP_ID_PATTERN, key: (id) => id };
+
 /**
  * `?limit=N&start=M` (Flexi's paging: 20 rows unless said, `limit=0` as many as a page holds),
  * `add-row-count=true` for the number of rows of the whole listing, `after=ID` for a walk in id
  * order that concurrent writes cannot shift, and `group=ID` for one group's subtree (SPEC §7.4).
  */
-async function pageOf(req: Request, principal: Principal, deps: AppDeps): Promise<Page> {
+async function pageOf(req: Request, principal: Principal, deps: AppDeps, ids: ListingIds): Promise<Page> {
   const limit = wholeNumber(req, 'limit', MAX_LIMIT) ?? DEFAULT_LIMIT;
   const start = wholeNumber(req, 'start', 1_000_000_000) ?? 0;
   const rowCount = oneValue(req, 'add-row-count');
   if (rowCount !== undefined && rowCount !== 'true' && rowCount !== 'false') {
     throw new FlexiError('bad-request', `The query parameter add-row-count must be true or false, not '${rowCount.slice(0, 40)}'.`);
   }
-  const after = oneValue(req, 'after');
+  const given = oneValue(req, 'after');
+  if (given !== undefined && !ids.pattern.test(given)) throw new FlexiError('bad-request', `The query parameter after must be ${ids.what}, not '${given.slice(0, 40)}'.`);
+  const after = given === undefined ? undefined : ids.key(given);
   const group = oneValue(req, 'group');
   if (group !== undefined && (!GROUP_ID_PATTERN.test(group) || !(await deps.store.groupInScope(principal.scope, group)))) {
     // A group outside the scope is answered as one that does not exist.
@@ -67,7 +82,7 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
   for (const path of ['/u.json', '/u.xml']) {
     router.get(path, requireAuth(deps), async (req, res) => {
       const principal = principalOf(res);
-      const page = await pageOf(req, principal, deps);
+      const page = await pageOf(req, principal, deps, USER_IDS);
       const only = await readableUserOnly(principal, deps.store);
       const listed = only === undefined ? await deps.store.listUsers(principal.scope, page) : await ownListing(deps, principal, only, page);
       sendAnswer(res, answerIn(formatOf(path), renderUsers(listed.rows, formatOf(path), listed.rowCount)));
@@ -99,7 +114,7 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
   for (const path of ['/c.json', '/c.xml']) {
     router.get(path, requireAuth(deps), async (req, res) => {
       const principal = principalOf(res);
-      const listed = await deps.store.listCompanies(principal.scope, { includeHidden: isRootScope(principal) }, await pageOf(req, principal, deps));
+      const listed = await deps.store.listCompanies(principal.scope, { includeHidden: isRootScope(principal) }, await pageOf(req, principal, deps, COMPANY_IDS));
       sendAnswer(res, answerIn(formatOf(path), renderCompanies(listed.rows, formatOf(path), listed.rowCount)));
     });
   }
@@ -107,7 +122,7 @@ export function directoryRoutes(router: Router, deps: AppDeps): void {
   for (const path of ['/g.json', '/g.xml']) {
     router.get(path, requireAuth(deps), async (req, res) => {
       const principal = principalOf(res);
-      const listed = await deps.store.listGroups(principal.scope, await pageOf(req, principal, deps));
+      const listed = await deps.store.listGroups(principal.scope, await pageOf(req, principal, deps, GROUP_IDS));
       sendAnswer(res, answerIn(formatOf(path), renderGroups(listed.rows, formatOf(path), listed.rowCount)));
     });
   }
