@@ -273,8 +273,8 @@ class WorkingState {
     this.groups.addSeats(from, -group.seatsUsed);
     this.putGroup({ ...(this.groups.get(group.id) as GroupRecord), parentId });
     this.groups.addSeats(parentId, group.seatsUsed);
-    for (const g of this.groups.chain(from)) this.touchedGroups.add(g.id);
-    for (const g of this.groups.chain(parentId)) this.touchedGroups.add(g.id);
+    for (const id of this.groups.ancestorIds(from)) this.touchedGroups.add(id);
+    for (const id of this.groups.ancestorIds(parentId)) this.touchedGroups.add(id);
     this.groupMoves.push({ kind: 'move', id: group.id, parentId });
     this.count(from, 'groups', -1);
     this.count(parentId, 'groups', 1);
@@ -295,7 +295,8 @@ class WorkingState {
   private userMoved(before: UserRecord | undefined, after: UserRecord): void {
     if (takesSeat(before)) this.groups.addSeats((before as UserRecord).licenseGroup, -1);
     if (takesSeat(after)) this.groups.addSeats(after.licenseGroup, 1);
-    for (const u of [before, after]) if (u) for (const g of this.groups.chain(u.licenseGroup)) this.touchedGroups.add(g.id);
+    if (before && before.licenseGroup !== after.licenseGroup) for (const id of this.groups.ancestorIds(before.licenseGroup)) this.touchedGroups.add(id);
+    for (const id of this.groups.ancestorIds(after.licenseGroup)) this.touchedGroups.add(id);
     if (before && !before.deleted) this.count(before.licenseGroup, 'users', -1);
     if (!after.deleted) this.count(after.licenseGroup, 'users', 1);
   }
@@ -607,9 +608,9 @@ class Planner {
    */
   private requireSeat(before: UserRecord | undefined, after: UserRecord): void {
     if (!takesSeat(after)) return;
-    const already = takesSeat(before) ? this.state.groups.chain((before as UserRecord).licenseGroup) : [];
+    const already = takesSeat(before) ? this.state.groups.ancestorIds((before as UserRecord).licenseGroup) : [];
     for (const g of this.state.groups.chain(after.licenseGroup)) {
-      if (g.seats === null || already.some((a) => a.id === g.id)) continue;
+      if (g.seats === null || already.includes(g.id)) continue;
       if (g.seatsUsed + 1 > g.seats) fail(noFreeSeat(g));
     }
   }

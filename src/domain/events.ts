@@ -48,9 +48,11 @@ export interface EventEntity {
 }
 
 /**
- * An event as the planner (or the task runner) makes it, before the store numbers it. `group` is
- * the license group whose scope sees it; an access event also needs the user's group in scope
- * (`userGroup`), so that a principal never learns of a user outside its scope.
+ * An event as the planner (or the task runner) makes it, before the store numbers it: its JSON but
+ * for what the store adds (seq, id, time, batchId, actor). `group` is the license group whose scope
+ * sees it; an access event whose user lives in another group also needs that group in scope
+ * (`userGroup`), so that a principal never learns of a user outside its scope. Further members are
+ * the event's own (an access event's `user` and `company`; a REMINDER's action and message).
  */
 export interface PlannedEvent {
   type: EventType;
@@ -58,8 +60,7 @@ export interface PlannedEvent {
   userGroup?: string;
   entity: EventEntity;
   changes?: Record<string, Change>;
-  /** Further fields of the event's JSON (REMINDER: action and message; TASK_FAILED: action and reason). */
-  detail?: Record<string, unknown>;
+  [member: string]: unknown;
 }
 
 /** Who caused the events of one commit (SPEC §10.1 `actor`). */
@@ -176,14 +177,17 @@ export function accessEvent(
   after: AccessRecord['role'] | undefined,
 ): PlannedEvent {
   const type = after === undefined ? 'ACCESS_REVOKED' : before === undefined ? 'ACCESS_GRANTED' : 'ACCESS_CHANGED';
-  return {
+  const event: PlannedEvent = {
     type,
     group: company.licenseGroup,
-    userGroup: user.licenseGroup,
     entity: { type: 'ACCESS_LIST', id: `${user.username}@${company.id}` },
     changes: { role: { from: before ?? null, to: after ?? null } },
-    detail: { user: user.username, company: company.id },
+    user: user.username,
+    company: company.id,
   };
+  // Seen where both the company and the user are in scope; one group is the usual case.
+  if (user.licenseGroup !== company.licenseGroup) event.userGroup = user.licenseGroup;
+  return event;
 }
 
 /**
@@ -202,22 +206,57 @@ export function groupEvent(before: GroupRecord | undefined, after: GroupRecord |
   return Object.keys(changes).length > 0 ? { type: 'LICENSE_GROUP_UPDATED', group: after.id, entity, changes } : undefined;
 }
 
-/** The JSON of an event without its `seq`, as the store keeps it (the feed puts `seq` in front). */
-export function eventBody(event: PlannedEvent, meta: { id: string; time: string; batchId: string | null; actor: EventActor }): string {
-  return JSON.stringify({
-    id: meta.id,
-    type: event.type,
-    time: meta.time,
-    group: event.group,
-    entity: event.entity,
-    batchId: meta.batchId,
-    actor: meta.actor,
-    ...(event.changes ? { changes: event.changes } : {}),
-    ...event.detail,
-  });
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** `digits` Crockford base32 digits of a non-negative whole number, most significant first. */
+function base32(n: number, digits: number): string {
+  let out = '';
+  for (let i = 0; i < digits; i++, n = Math.floor(n / 32)) out = CROCKFORD[n % 32] + out;
+  return out;
 }
 
-/** The stored JSON with its `seq` in front: what the feed and the webhooks send. */
-export function eventJson(seq: number, body: string): string {
-  return `{"seq":${seq},${body.slice(1)}`;
+/**
+ * An event's id: `evt_` and a ULID made of its commit's time (48 bits of milliseconds) and its seq
+ * (80 bits), so ids sort by time, are unique in the store (seq is), and need not be stored.
+ */
+export function eventId(seq: number, timeMs: number): string {
+  return `evt_${base32(timeMs, 10)}${base32(seq, 16)}`;
+}
+
+/** What the events of one commit share. */
+export interface EventCommit {
+  time: string;
+  batchId: string | null;
+  actorCredential: string;
+  actorUser: string | null;
+}
+
+/** The events of one run (domain rows of the store) with their seqs, from `first`. */
+export interface EventRun {
+  seq: number;
+  events: PlannedEvent[];
+}
+
+/**
+ * The events of a commit as runs: consecutive events that the same scopes see (the same group and
+ * user group), which the store keeps one row each.
+ */
+export function eventRuns(events: readonly PlannedEvent[], first: number): EventRun[] {
+  const runs: EventRun[] = [];
+  let run: EventRun | undefined;
+  events.forEach((event, i) => {
+    if (!run || run.events[0].group !== event.group || run.events[0].userGroup !== event.userGroup) runs.push((run = { seq: first + i, events: [] }));
+    run.events.push(event);
+  });
+  return runs;
+}
+
+/** The events of a stored run as the feed and the webhooks send them: each with its seq, id and what its commit gives it. */
+export function eventJsons(run: { seq: number; data: string }, commit: EventCommit): Array<{ seq: number; json: string }> {
+  const timeMs = Date.parse(commit.time);
+  const shared = `"time":${JSON.stringify(commit.time)},"batchId":${JSON.stringify(commit.batchId)},"actor":${JSON.stringify({ credential: commit.actorCredential, user: commit.actorUser })},`;
+  return (JSON.parse(run.data) as PlannedEvent[]).map((event, i) => {
+    const seq = run.seq + i;
+    return { seq, json: `{"seq":${seq},"id":"${eventId(seq, timeMs)}",${shared}${JSON.stringify(event).slice(1)}` };
+  });
 }

@@ -80,9 +80,17 @@ export interface EffectiveParam {
   from: string;
 }
 
-/** A set of groups, each with its ancestors up to root: what a batch or a read needs of the tree. */
+/**
+ * A set of groups, each with its ancestors up to root: what a batch or a read needs of the tree.
+ * A batch asks for the same chains many times (every user and company it touches is checked
+ * against the scope and its seats), so the ids up to root are remembered per group until the
+ * shape of the tree changes.
+ */
 export class GroupTree {
   private readonly groups = new Map<string, GroupRecord>();
+  private readonly ancestors = new Map<string, readonly string[]>();
+  /** Groups whose record this tree made itself (by addSeats), and so may change in place. */
+  private readonly own = new Set<string>();
 
   constructor(groups: Iterable<GroupRecord>) {
     for (const g of groups) this.groups.set(g.id, g);
@@ -101,32 +109,41 @@ export class GroupTree {
   }
 
   put(group: GroupRecord): void {
+    const before = this.groups.get(group.id);
+    if (!before || before.parentId !== group.parentId) this.ancestors.clear();
     this.groups.set(group.id, group);
+    this.own.delete(group.id);
   }
 
   delete(id: string): void {
     this.groups.delete(id);
+    this.own.delete(id);
+    this.ancestors.clear();
+  }
+
+  /** The ids of the group and its ancestors, nearest first, ending at root; empty for an unknown group. */
+  ancestorIds(id: string): readonly string[] {
+    let ids = this.ancestors.get(id);
+    if (ids) return ids;
+    const out: string[] = [];
+    for (let g = this.groups.get(id); g && !out.includes(g.id); g = g.parentId === null ? undefined : this.groups.get(g.parentId)) out.push(g.id);
+    this.ancestors.set(id, (ids = out));
+    return ids;
   }
 
   /** The group and its ancestors, nearest first, ending at root; empty for an unknown group. */
   chain(id: string): GroupRecord[] {
-    const out: GroupRecord[] = [];
-    const seen = new Set<string>();
-    for (let g = this.groups.get(id); g && !seen.has(g.id); g = g.parentId === null ? undefined : this.groups.get(g.parentId)) {
-      seen.add(g.id);
-      out.push(g);
-    }
-    return out;
+    return this.ancestorIds(id).map((a) => this.groups.get(a) as GroupRecord);
   }
 
   /** The ids from root down to the group (SPEC §7.4 `path`). */
   path(id: string): string[] {
-    return this.chain(id).map((g) => g.id).reverse();
+    return [...this.ancestorIds(id)].reverse();
   }
 
   /** Whether `id` is `scope` or below it: inside that scope. */
   isWithin(id: string, scope: string): boolean {
-    return this.chain(id).some((g) => g.id === scope);
+    return this.ancestorIds(id).includes(scope);
   }
 
   /** Whether `id` is strictly below `scope`: a group a principal of that scope may change. */
@@ -136,9 +153,9 @@ export class GroupTree {
 
   /** The nearest value of a parameter on the way up to root, or undefined (the server's default applies). */
   effective(id: string, name: GroupParam): EffectiveParam | undefined {
-    for (const g of this.chain(id)) {
-      const value = g.params[name];
-      if (value !== undefined) return { value, from: g.id };
+    for (const a of this.ancestorIds(id)) {
+      const value = (this.groups.get(a) as GroupRecord).params[name];
+      if (value !== undefined) return { value, from: a };
     }
     return undefined;
   }
@@ -155,10 +172,19 @@ export class GroupTree {
   /**
    * Adds `delta` seats to the group and every ancestor. A user who moves is taken off its old
    * chain first and then checked and added on the new one: the common ancestors end where they were.
+   * A record given to the tree is never changed: the first change copies it.
    */
   addSeats(id: string, delta: number): void {
     if (delta === 0) return;
-    for (const g of this.chain(id)) this.groups.set(g.id, { ...g, seatsUsed: g.seatsUsed + delta });
+    for (const a of this.ancestorIds(id)) {
+      const g = this.groups.get(a) as GroupRecord;
+      if (this.own.has(a)) {
+        g.seatsUsed += delta;
+      } else {
+        this.groups.set(a, { ...g, seatsUsed: g.seatsUsed + delta });
+        this.own.add(a);
+      }
+    }
   }
 }
 

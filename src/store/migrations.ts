@@ -368,25 +368,39 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     // SPEC §10.1: the outbox. Events are numbered by the application from a counter inside the
     // batch's lock, so seq is the commit order on both stores and never reused after retention
-    // deletes old events. SPEC §10.4: the lease of the one task runner of a store.
+    // deletes old events. A row holds a run of a commit's events that the same scopes see, and
+    // what the events of one commit share is kept once per commit.
+    // SPEC §10.4: the lease of the one task runner of a store.
     version: 6,
     name: 'events',
     steps: [
       {
         createTable: {
-          name: 'events',
+          name: 'event_runs',
           columns: [
             { name: 'seq', type: 'bigint', notNull: true },
-            { name: 'id', type: 'text', notNull: true },
-            { name: 'type', type: 'text', notNull: true },
-            { name: 'time', type: 'text', notNull: true },
+            { name: 'last_seq', type: 'bigint', notNull: true },
+            { name: 'commit_seq', type: 'bigint', notNull: true },
             { name: 'license_group', type: 'text', notNull: true },
             { name: 'user_group', type: 'text' },
-            { name: 'actor_credential', type: 'text', notNull: true },
-            { name: 'actor_user_key', type: 'text' },
-            { name: 'body', type: 'text', notNull: true },
+            { name: 'data', type: 'text', notNull: true },
           ],
           primaryKey: ['seq'],
+        },
+      },
+      {
+        createTable: {
+          name: 'event_commits',
+          columns: [
+            { name: 'first_seq', type: 'bigint', notNull: true },
+            { name: 'last_seq', type: 'bigint', notNull: true },
+            { name: 'time', type: 'text', notNull: true },
+            { name: 'batch_id', type: 'text' },
+            { name: 'actor_credential', type: 'text', notNull: true },
+            { name: 'actor_user', type: 'text' },
+            { name: 'actor_user_key', type: 'text' },
+          ],
+          primaryKey: ['first_seq'],
         },
       },
       {

@@ -250,34 +250,56 @@ export interface UserPreferences {
 
 export const USER_PREFERENCES = table<UserPreferences>('user_preferences', ['user_key'], [text('user_key', 'userKey'), text('last_tenant', 'lastTenant')]);
 
-/** One event of the outbox (SPEC §10.1): its JSON and the columns the feed and the deliveries filter on. */
-export interface EventRow {
-  /** The commit order, numbered by the application from the counter `event_seq` inside the batch's lock. */
+/**
+ * The outbox (SPEC §10.1), a run of events per row: the consecutive events of one commit that the
+ * same scopes see (the same group and user group), `seq` to `last_seq`. A batch of ten thousand
+ * changes in one tenant is one row, not ten thousand. What every event of a commit shares (its
+ * time, batch id and actor) is kept once, in EVENT_COMMITS; an event's id is derived from its seq
+ * and that time (domain/events.ts eventId).
+ */
+export interface EventRunRow {
+  /** The first event's seq: the commit order, numbered by the application from the counter `event_seq` inside the batch's lock. */
   seq: number;
-  id: string;
-  type: string;
-  time: string;
-  /** The group whose scope sees the event. */
+  lastSeq: number;
+  /** The first seq of the run's commit: its row in EVENT_COMMITS. */
+  commitSeq: number;
+  /** The group whose scope sees the events. */
   group: string;
   /** For access events, the user's group, which must be in scope too. */
   userGroup: string | null;
-  /** The credential and the acting user's key that caused it, for a subscription's excludeOwn. */
-  actorCredential: string;
-  actorUserKey: string | null;
-  /** The event's JSON without `seq`. */
-  body: string;
+  /** The events as a JSON array, in seq order. */
+  data: string;
 }
 
-export const EVENTS = table<EventRow>('events', ['seq'], [
+export const EVENT_RUNS = table<EventRunRow>('event_runs', ['seq'], [
   integer('seq', 'seq', 'bigint'),
-  text('id', 'id'),
-  text('type', 'type'),
-  text('time', 'time'),
+  integer('last_seq', 'lastSeq', 'bigint'),
+  integer('commit_seq', 'commitSeq', 'bigint'),
   text('license_group', 'group'),
   text('user_group', 'userGroup'),
+  text('data', 'data'),
+]);
+
+/** What the events of one commit share (SPEC §10.1 `time`, `batchId`, `actor`). */
+export interface EventCommitRow {
+  firstSeq: number;
+  lastSeq: number;
+  time: string;
+  batchId: string | null;
+  actorCredential: string;
+  actorUser: string | null;
+  /** The acting user's key, for a subscription's excludeOwn. */
+  actorUserKey: string | null;
+}
+
+export const EVENT_COMMITS = table<EventCommitRow>('event_commits', ['first_seq'], [
+  integer('first_seq', 'firstSeq', 'bigint'),
+  integer('last_seq', 'lastSeq', 'bigint'),
+  text('time', 'time'),
+  text('batch_id', 'batchId'),
   text('actor_credential', 'actorCredential'),
+  text('actor_user', 'actorUser'),
   text('actor_user_key', 'actorUserKey'),
-  text('body', 'body'),
 ]);
 
 /** Numbers that only grow (`event_seq`: the last event's seq), kept apart from the rows they number, which retention deletes. */
@@ -358,7 +380,8 @@ export const TABLES: readonly TableShape[] = [
   JOURNAL,
   SESSIONS,
   USER_PREFERENCES,
-  EVENTS,
+  EVENT_RUNS,
+  EVENT_COMMITS,
   COUNTERS,
   TASK_LEASES,
   DATE_ACTIONS,

@@ -1,12 +1,13 @@
 import type { GroupContents, GroupMove, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
-import { eventBody, eventJson, type EventBatch } from '../domain/events';
+import { eventJsons, eventRuns, type EventBatch } from '../domain/events';
 import type { RoleCode } from '../domain/roles';
 import { userKey, type UserRecord } from '../domain/users';
 import {
   ACCESS,
   COMPANIES,
-  EVENTS,
+  EVENT_COMMITS,
+  EVENT_RUNS,
   FINGERPRINTS,
   JOURNAL,
   LICENSE_GROUPS,
@@ -18,7 +19,6 @@ import {
 } from './schema';
 import { inList, type Driver, type Sql } from './sql';
 import { applyDateActions, countDateActionsStatement, dateActionsTransaction, listDateActions, loadDateActions, type StoredDateAction } from './date-actions';
-import { ulids } from '../util/ulid';
 import type { BatchTransaction, EventPage, GroupView, Listed, LiveSession, Page, Store, StoredChangeSet, Tenant, UserView } from './store';
 
 /** The groups of a scope: the one group and everything below it (the closure table, one index lookup). */
@@ -155,38 +155,51 @@ export class SqlStore implements Store {
     const n = batch.events.length;
     if (n === 0) return [];
     const counted = await sql.get(this.sql.takeEventSeqs, [n]);
-    const first = Number(counted?.value) - n + 1;
-    const nowMs = Date.now();
-    const time = new Date(nowMs).toISOString();
-    const ids = ulids(n, nowMs);
-    const actorUserKey = batch.actor.user === null ? null : userKey(batch.actor.user);
-    const seqs: number[] = [];
-    const rows = batch.events.map((event, i) => {
-      const id = `evt_${ids[i]}`;
-      seqs.push(first + i);
-      return EVENTS.values({
-        seq: first + i,
-        id,
-        type: event.type,
-        time,
-        group: event.group,
-        userGroup: event.userGroup ?? null,
+    const last = Number(counted?.value);
+    const first = last - n + 1;
+    await sql.insert(EVENT_COMMITS, [
+      EVENT_COMMITS.values({
+        firstSeq: first,
+        lastSeq: last,
+        time: new Date().toISOString(),
+        batchId: batch.batchId,
         actorCredential: batch.actor.credential,
-        actorUserKey,
-        body: eventBody(event, { id, time, batchId: batch.batchId, actor: batch.actor }),
-      });
-    });
-    await sql.insert(EVENTS, rows);
-    return seqs;
+        actorUser: batch.actor.user,
+        actorUserKey: batch.actor.user === null ? null : userKey(batch.actor.user),
+      }),
+    ]);
+    const runs = eventRuns(batch.events, first).map((run) =>
+      EVENT_RUNS.values({
+        seq: run.seq,
+        lastSeq: run.seq + run.events.length - 1,
+        commitSeq: first,
+        group: run.events[0].group,
+        userGroup: run.events[0].userGroup ?? null,
+        data: JSON.stringify(run.events),
+      }),
+    );
+    await sql.insert(EVENT_RUNS, runs);
+    return Array.from({ length: n }, (_, i) => first + i);
   }
 
   listEvents(scope: string, after: number, limit: number): Promise<EventPage> {
     return this.driver.read(async (sql) => {
-      const rows = await sql.all(this.sql.eventsInScope, [after, scope, scope, limit]);
-      const events = rows.map((r) => eventJson(Number(r.seq), r.body as string));
-      if (rows.length === limit) return { events, next: Number(rows[rows.length - 1].seq) };
-      const last = Number((await sql.get(this.sql.lastEventSeq))?.value ?? 0);
-      return { events, next: Math.max(after, last) };
+      // `limit + 1` runs hold at least `limit` events after `after` (if there are that many): only the
+      // first may hold none, when it ends at `after`.
+      const rows = await sql.all(this.sql.eventRunsInScope, [after, after, scope, scope, limit + 1]);
+      const events: string[] = [];
+      let next = after;
+      for (const r of rows) {
+        for (const e of eventJsons({ seq: Number(r.seq), data: r.data as string }, EVENT_COMMITS.fromRow(r))) {
+          if (e.seq <= after) continue;
+          if (events.length === limit) return { events, next };
+          events.push(e.json);
+          next = e.seq;
+        }
+      }
+      if (events.length === limit) return { events, next };
+      const lastSeq = Number((await sql.get(this.sql.lastEventSeq))?.value ?? 0);
+      return { events, next: Math.max(after, lastSeq) };
     });
   }
 
@@ -245,8 +258,8 @@ export class SqlStore implements Store {
     await sql.run('DELETE FROM sessions WHERE tenant = ?', [id]);
     await sql.run('DELETE FROM user_preferences WHERE last_tenant = ?', [id]);
     // Its events stay readable from its parent, the nearest group that still exists.
-    await sql.run('UPDATE events SET license_group = ? WHERE license_group = ?', [parentId, id]);
-    await sql.run('UPDATE events SET user_group = ? WHERE user_group = ?', [parentId, id]);
+    await sql.run('UPDATE event_runs SET license_group = ? WHERE license_group = ?', [parentId, id]);
+    await sql.run('UPDATE event_runs SET user_group = ? WHERE user_group = ?', [parentId, id]);
   }
 
   /** An empty group (the planner checked) leaves the tree. */
@@ -426,8 +439,15 @@ export class SqlStore implements Store {
     return this.driver.write(async (sql) => void (await sql.run('DELETE FROM task_leases WHERE name = ? AND holder = ?', [name, holder])));
   }
 
+  /** Whole commits only: the events of the commits before `before` whose last seq is at most `upToSeq`. */
   deleteEvents(before: string, upToSeq: number): Promise<number> {
-    return this.driver.write((sql) => sql.run('DELETE FROM events WHERE time < ? AND seq <= ?', [before, upToSeq]));
+    return this.driver.write(async (sql) => {
+      const last = Number((await sql.get('SELECT max(last_seq) AS n FROM event_commits WHERE time < ? AND last_seq <= ?', [before, upToSeq]))?.n ?? 0);
+      if (last === 0) return 0;
+      await sql.run('DELETE FROM event_runs WHERE seq <= ?', [last]);
+      await sql.run('DELETE FROM event_commits WHERE last_seq <= ?', [last]);
+      return last;
+    });
   }
 
   addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'> {
@@ -533,8 +553,10 @@ function statements({ dialect }: Driver) {
       WHERE task_leases.expires_at < ? OR task_leases.holder = ? RETURNING holder`,
     takeEventSeqs: "UPDATE counters SET value = value + ? WHERE name = 'event_seq' RETURNING value",
     lastEventSeq: "SELECT value FROM counters WHERE name = 'event_seq'",
-    eventsInScope: `SELECT seq, body FROM events WHERE seq > ? AND ${inScope('license_group')}
-      AND (user_group IS NULL OR ${inScope('user_group')}) ORDER BY seq LIMIT ?`,
+    // The runs after `after`, and the one that holds `after` itself (it may go on beyond it).
+    eventRunsInScope: `SELECT r.seq, r.data, c.* FROM event_runs r JOIN event_commits c ON c.first_seq = r.commit_seq
+      WHERE (r.seq > ? OR r.seq = (SELECT max(seq) FROM event_runs WHERE seq <= ?))
+        AND ${inScope('r.license_group')} AND (r.user_group IS NULL OR ${inScope('r.user_group')}) ORDER BY r.seq LIMIT ?`,
     pbkdf2Counts: `SELECT DISTINCT CASE ${[1, 2, 3, 4, 5, 6, 7, 8]
       .map((n) => `WHEN substr(password_hash, ${8 + n}, 1) = ':' THEN substr(password_hash, 8, ${n})`)
       .join(' ')} END AS n FROM users WHERE password_hash LIKE 'pbkdf2:%'`,

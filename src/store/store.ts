@@ -137,7 +137,7 @@ export interface Store {
   acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean>;
   /** Gives the lease up at once, if `holder` still has it, so a waiting runner need not wait for it to expire. */
   releaseLease(name: string, holder: string): Promise<void>;
-  /** Deletes the events older than `before` (ISO time) with seq at most `upToSeq` (retention); how many. */
+  /** Deletes the events of the commits older than `before` (ISO time) whose seqs are at most `upToSeq` (retention); the last seq deleted, or 0. */
   deleteEvents(before: string, upToSeq: number): Promise<number>;
 
   addFingerprint(record: Pick<FingerprintRecord, 'fingerprint' | 'scope' | 'label'>): Promise<'added' | 'updated'>;

@@ -229,8 +229,8 @@ export class TaskRunner {
     await this.guarded('retention', async () => {
       const upTo = this.options.deliveries ? await this.options.deliveries.retainableUpTo() : Number.MAX_SAFE_INTEGER;
       const before = new Date(Date.now() - this.options.eventRetentionMs).toISOString();
-      const deleted = await this.options.store.deleteEvents(before, upTo);
-      if (deleted > 0) this.options.logger.info('deleted old events', { deleted, before });
+      const through = await this.options.store.deleteEvents(before, upTo);
+      if (through > 0) this.options.logger.info('deleted old events', { throughSeq: through, before });
     });
   }
 

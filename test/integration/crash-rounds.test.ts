@@ -123,14 +123,18 @@ function expectedEvents(k: number): Record<string, number> {
  * returns the events per batch id and type, accumulated in `seen`.
  */
 function readNewEvents(db: string, seen: { lastSeq: number; byBatch: Map<string, Record<string, number>> }): void {
-  for (const row of queryRows(db, 'SELECT seq, body FROM events WHERE seq > ? ORDER BY seq', seen.lastSeq)) {
-    const seq = Number(row.seq);
-    expect(seq).toBeGreaterThan(seen.lastSeq);
-    seen.lastSeq = seq;
-    const event = JSON.parse(row.body as string) as { batchId: string; type: string };
-    const counts = seen.byBatch.get(event.batchId) ?? {};
-    counts[event.type] = (counts[event.type] ?? 0) + 1;
-    seen.byBatch.set(event.batchId, counts);
+  const rows = queryRows(db, 'SELECT r.seq, r.last_seq, r.data, c.batch_id FROM event_runs r JOIN event_commits c ON c.first_seq = r.commit_seq WHERE r.seq > ? ORDER BY r.seq', seen.lastSeq);
+  for (const row of rows) {
+    const [seq, last] = [Number(row.seq), Number(row.last_seq)];
+    // Runs follow each other without a gap or an overlap, and each holds one event per seq.
+    expect(seq).toBe(seen.lastSeq + 1);
+    const events = JSON.parse(row.data as string) as Array<{ type: string }>;
+    expect(events).toHaveLength(last - seq + 1);
+    seen.lastSeq = last;
+    const batch = row.batch_id as string;
+    const counts = seen.byBatch.get(batch) ?? {};
+    for (const { type } of events) counts[type] = (counts[type] ?? 0) + 1;
+    seen.byBatch.set(batch, counts);
   }
   expect(Number(queryRows(db, "SELECT value FROM counters WHERE name = 'event_seq'")[0].value)).toBe(seen.lastSeq);
 }

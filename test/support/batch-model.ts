@@ -304,6 +304,9 @@ function company(s: ModelState, op: CompanyOperation, id: { value: string }, act
       if (s.companies.get(candidate)?.name === name) found = candidate;
     }
     for (let n = 0; found === undefined; n++) if (!s.companies.has(companyIdCandidate(base, n))) found = companyIdCandidate(base, n);
+    // Which id a new company would take tells which are taken: only a principal that may create
+    // companies is shown it (docs/security.md); one that may not sees the plain derived id.
+    if (!s.companies.has(found)) allow(holds(s, acting, 'createCompany'));
     id.value = found;
   }
   const cid = id.value;
