@@ -33,6 +33,8 @@ export interface Metrics {
   /** The durable commit of a batch (on SQLite: of a group of batches). */
   readonly storeCommit: Histogram<'store'>;
   readonly requestsInFlight: Gauge;
+  /** Rounds of the task runner (SPEC §10.4) by task (dates, deliveries, retention) and outcome (ok, error). */
+  readonly taskRuns: Counter<'task' | 'outcome'>;
 }
 
 export function createMetrics(): Metrics {
@@ -42,6 +44,7 @@ export function createMetrics(): Metrics {
   const authFailures = new Counter({ name: 'flexi_auth_failures_total', help: 'Failed authentications by reason', labelNames: ['reason'], registers: [registry] });
   // Every reason is listed from the start, at 0, so that a rate over it is defined before the first failure.
   for (const reason of AUTH_FAILURES) authFailures.inc({ reason }, 0);
+  const taskRuns = new Counter({ name: 'flexi_task_runs_total', help: 'Rounds of the task runner by task and outcome', labelNames: ['task', 'outcome'], registers: [registry] });
   return {
     registry,
     batches: new Counter({ name: 'flexi_batches_total', help: 'Batches by outcome', labelNames: ['outcome'], registers: [registry] }),
@@ -56,5 +59,6 @@ export function createMetrics(): Metrics {
     authFailures,
     storeCommit: new Histogram({ name: 'flexi_store_commit_duration_seconds', help: 'Durable commits of batches', labelNames: ['store'], buckets: seconds, registers: [registry] }),
     requestsInFlight: new Gauge({ name: 'flexi_http_requests_in_flight', help: 'HTTP requests being received or answered', registers: [registry] }),
+    taskRuns,
   };
 }

@@ -1,4 +1,6 @@
 import type { CompanyFieldValues } from '../domain/companies';
+import type { DateActionDo, DateActionEntity, DateActionField } from '../domain/date-actions';
+import type { DateOffset } from '../domain/dates';
 import type { GroupParam } from '../domain/groups';
 import type { Country } from '../domain/org-types';
 import type { Permissions } from '../domain/permissions';
@@ -40,6 +42,19 @@ export interface LicenseGroupFields {
   params?: Partial<Record<GroupParam, string | null>>;
 }
 
+/** SPEC §10.3; fields not given are left as they are. */
+export interface DateActionFields {
+  entity?: DateActionEntity;
+  field?: DateActionField;
+  /** Given (even as none left after dropping zeros): they replace the stored ones. */
+  offsets?: DateOffset[];
+  do?: DateActionDo;
+  /** null: `<message/>`, the message is removed. */
+  message?: string | null;
+  licenseGroup?: string;
+  active?: boolean;
+}
+
 interface OperationBase {
   action: Action;
   /** Set when the element itself is invalid; the operation is then FAILED with this message. */
@@ -72,13 +87,19 @@ export interface LicenseGroupOperation extends OperationBase {
   fields: LicenseGroupFields;
 }
 
+export interface DateActionOperation extends OperationBase {
+  kind: 'dateAction';
+  id?: string;
+  fields: DateActionFields;
+}
+
 export interface UnknownOperation extends OperationBase {
   kind: 'unknown';
   element: string;
   invalid: string;
 }
 
-export type Operation = UserOperation | CompanyOperation | AccessOperation | LicenseGroupOperation | UnknownOperation;
+export type Operation = UserOperation | CompanyOperation | AccessOperation | LicenseGroupOperation | DateActionOperation | UnknownOperation;
 
 export interface BatchDocument {
   id: string;

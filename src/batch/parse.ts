@@ -1,5 +1,19 @@
 import { COMPANY_FIELDS } from '../domain/companies';
 import { COMPANY_ID_PATTERN } from '../domain/company-id';
+import {
+  DATE_ACTION_DOS,
+  DATE_ACTION_ENTITIES,
+  DATE_ACTION_FIELDS,
+  DATE_ACTION_ID_PATTERN,
+  isDateActionDo,
+  isDateActionEntity,
+  isDateActionField,
+  MAX_OFFSETS,
+  normalOffsets,
+  offsetProblem,
+  unknownUnitMessage,
+} from '../domain/date-actions';
+import { isOffsetUnit, type DateOffset } from '../domain/dates';
 import type { PlainField } from '../domain/fields';
 import { GROUP_ID_PATTERN, GROUP_PARAMS, isGroupParam, readGroupParam } from '../domain/groups';
 import { findOrgType, isCountry, unknownOrgTypeMessage } from '../domain/org-types';
@@ -14,6 +28,7 @@ import type {
   BatchDocument,
   CompanyFields,
   CompanyOperation,
+  DateActionOperation,
   LicenseGroupFields,
   LicenseGroupOperation,
   Operation,
@@ -41,7 +56,8 @@ const USER_ALIASES: Readonly<Record<string, string>> = {
 const USER_ELEMENTS = ['username', 'password', ...USER_FIELDS.map((f) => f.name), 'permissions', 'defaultRole', 'blocked', 'userType', 'licenseGroup'];
 const COMPANY_ELEMENTS = ['id', 'name', 'country', ...COMPANY_FIELDS.map((f) => f.name), 'type', 'adminUser', 'show', 'licenseGroup'];
 const LICENSE_GROUP_ELEMENTS = ['id', 'name', 'parent', 'seats', 'param'];
-const OPERATION_ELEMENTS = ['user', 'company', 'access', 'licenseGroup'];
+const DATE_ACTION_ELEMENTS = ['id', 'entity', 'field', 'offset', 'do', 'message', 'licenseGroup', 'active'];
+const OPERATION_ELEMENTS = ['user', 'company', 'access', 'licenseGroup', 'dateAction'];
 /** Seats of one group: a whole number, at most this (far more than any deployment). */
 const MAX_SEATS = 100_000_000;
 
@@ -357,6 +373,74 @@ function readAccess(element: XmlElement, op: AccessOperation): void {
   }
 }
 
+/** SPEC §10.3. Whether the parts fit each other (a field of the entity, …) is the planner's: an update may give only some. */
+function readDateAction(element: XmlElement, op: DateActionOperation): void {
+  // The id is read first, so that even an otherwise invalid action is reported by name.
+  const id = element.children.find((c) => c.name === 'id');
+  if (id) op.id = parseDateActionId(textOf(id));
+  assertAttributes(element, ['action']);
+  op.action = parseAction(element);
+  if (element.text) invalid(`<dateAction> must contain elements, not the text '${element.text.slice(0, 40)}'`);
+  const seen = new Set<string>();
+  const offsets: DateOffset[] = [];
+  let offsetsGiven = false;
+  const out = op.fields;
+  for (const child of element.children) {
+    if (!DATE_ACTION_ELEMENTS.includes(child.name)) invalid(unknownElementMessage(child.name, 'dateAction', DATE_ACTION_ELEMENTS));
+    if (child.name === 'offset') {
+      assertAttributes(child, ['unit']);
+      const unit = child.attributes.get('unit');
+      if (unit === undefined) invalid('an <offset> needs a unit attribute, days, weeks or months: <offset unit="months">3</offset>');
+      if (!isOffsetUnit(unit)) invalid(unknownUnitMessage(unit));
+      const text = textOf(child, 'offset');
+      const problem = offsetProblem(unit, text);
+      if (problem) invalid(problem);
+      offsets.push({ unit, amount: Number(text) });
+      if (offsets.length > MAX_OFFSETS) invalid(`a <dateAction> takes at most ${MAX_OFFSETS} <offset> elements, applied in order`);
+      offsetsGiven = true;
+      continue;
+    }
+    if (seen.has(child.name)) invalid(`<${child.name}> is given twice in <dateAction>`);
+    seen.add(child.name);
+    assertAttributes(child, []);
+    switch (child.name) {
+      case 'entity': {
+        const text = textOf(child);
+        out.entity = isDateActionEntity(text) ? text : invalid(`unknown entity '${text.slice(0, 40)}' in <dateAction>; expected ${DATE_ACTION_ENTITIES.join(' or ')}`);
+        break;
+      }
+      case 'field': {
+        const text = textOf(child);
+        out.field = isDateActionField(text) ? text : invalid(`unknown field '${text.slice(0, 40)}' in <dateAction>; expected ${DATE_ACTION_FIELDS.join(', ')}`);
+        break;
+      }
+      case 'do': {
+        const text = textOf(child);
+        out.do = isDateActionDo(text) ? text : invalid(`unknown action '${text.slice(0, 40)}' in <do>; expected ${DATE_ACTION_DOS.join(', ')}`);
+        break;
+      }
+      case 'message':
+        out.message = limitedText(child, 'message') || null;
+        break;
+      case 'licenseGroup':
+        out.licenseGroup = parseGroupId(textOf(child), 'license group');
+        break;
+      case 'active':
+        out.active = parseBoolean(textOf(child), '<active>');
+        break;
+    }
+  }
+  if (!op.id) invalid('a <dateAction> needs an <id>');
+  if (offsetsGiven) out.offsets = normalOffsets(offsets);
+}
+
+function parseDateActionId(text: string): string {
+  if (!DATE_ACTION_ID_PATTERN.test(text)) {
+    invalid(`date action id '${text.slice(0, 80)}' is not valid: date action ids are 1–64 characters of a–z, 0–9, _ and -`);
+  }
+  return text;
+}
+
 /** Runs a reader; an InvalidOperation marks the operation FAILED and keeps what was read so far. */
 function read<T extends Operation>(op: T, reader: (element: XmlElement, op: T) => void, element: XmlElement): T {
   try {
@@ -416,6 +500,9 @@ export function parseBatch(body: string, limits: ParseLimits): BatchDocument {
         break;
       case 'licenseGroup':
         operations.push(read<LicenseGroupOperation>({ kind: 'licenseGroup', action: 'create-update', fields: {} }, readLicenseGroup, element));
+        break;
+      case 'dateAction':
+        operations.push(read<DateActionOperation>({ kind: 'dateAction', action: 'create-update', fields: {} }, readDateAction, element));
         break;
       case 'access': {
         const op = read<AccessOperation>({ kind: 'access', action: 'create-update' }, readAccess, element);

@@ -1,6 +1,7 @@
 import type { AccessRecord } from '../domain/access';
 import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
 import { companyIdCandidate, companyIdCandidateIndex, deriveCompanyId } from '../domain/company-id';
+import { dateActionProblem, sameDateAction, scheduledOperation, type DateActionRecord } from '../domain/date-actions';
 import { assignValues, emptyValues, sameValues } from '../domain/fields';
 import { GROUP_PARAMS, GroupTree, noFreeSeat, type GroupParam, type GroupParams, type GroupRecord } from '../domain/groups';
 import { DEFAULT_COUNTRY, defaultOrgType, isCountry, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
@@ -10,13 +11,23 @@ import { ROOT_GROUP, type Principal } from '../domain/principals';
 import { DEFAULT_ROLE, findRole, type RoleCode } from '../domain/roles';
 import { newUserRecord, USER_FIELDS, userKey, type UserRecord } from '../domain/users';
 import { accessEvent, companyDeleted, companyEvents, groupEvent, userEvents, type PlannedEvent } from '../domain/events';
-import { emptyChangeSet, type ChangeSet, type GroupContents, type GroupMove, type PlannedUser, type Snapshot, type SnapshotRequest } from '../domain/changes';
+import {
+  emptyChangeSet,
+  type ChangeSet,
+  type DateActionChange,
+  type GroupContents,
+  type GroupMove,
+  type PlannedUser,
+  type Snapshot,
+  type SnapshotRequest,
+} from '../domain/changes';
 import type { OperationResult, Status } from '../domain/results';
 import type {
   AccessOperation,
   BatchDocument,
   CompanyFields,
   CompanyOperation,
+  DateActionOperation,
   LicenseGroupOperation,
   Operation,
   UserFields,
@@ -50,6 +61,7 @@ export function snapshotRequest(doc: BatchDocument, principal?: Principal): Snap
   const prefixes = new Set<string>();
   const groups = new Set<string>(principal ? [principal.scope] : []);
   const counted = new Set<string>();
+  const dateActions = new Set<string>();
   for (const op of doc.operations) {
     if (op.kind === 'user' || op.kind === 'access') {
       if (op.username) users.add(userKey(op.username));
@@ -67,8 +79,19 @@ export function snapshotRequest(doc: BatchDocument, principal?: Principal): Snap
       if (op.fields.params?.taskUser) users.add(userKey(op.fields.params.taskUser));
       if (op.action === 'delete') counted.add(op.id);
     }
+    if (op.kind === 'dateAction' && op.id) {
+      dateActions.add(op.id);
+      if (op.fields.licenseGroup) groups.add(op.fields.licenseGroup);
+    }
   }
-  return { userKeys: [...users], companyIds: [...companies], companyIdPrefixes: [...prefixes], groupIds: [...groups], groupCounts: [...counted] };
+  return {
+    userKeys: [...users],
+    companyIds: [...companies],
+    companyIdPrefixes: [...prefixes],
+    groupIds: [...groups],
+    groupCounts: [...counted],
+    dateActionIds: [...dateActions],
+  };
 }
 
 class Outcome {
@@ -177,6 +200,11 @@ class WorkingState {
   private readonly grantGroups = new Map<string, string>();
   /** What is left in the groups the batch may delete, kept up to date as it moves things. */
   private readonly contents = new Map<string, GroupContents>();
+  readonly dateActions = new Map<string, DateActionRecord>();
+  private readonly originalDateActions = new Map<string, DateActionRecord>();
+  private readonly touchedDateActions = new Set<string>();
+  /** Date actions of the snapshot deleted during the batch: what fired for them goes too, even if the id is created again. */
+  private readonly deletedDateActions = new Set<string>();
   /**
    * The events of the changes so far (SPEC §10.1), in the order they happened. An operation that
    * fails stops before it changes anything, so it adds none.
@@ -200,6 +228,10 @@ class WorkingState {
     for (const [id, group] of Object.entries(snapshot.grantGroups ?? {})) this.grantGroups.set(id, group);
     for (const g of snapshot.groups) this.originalGroups.set(g.id, g);
     for (const c of snapshot.groupContents) this.contents.set(c.id, { ...c });
+    for (const a of snapshot.dateActions) {
+      this.originalDateActions.set(a.id, a);
+      this.dateActions.set(a.id, a);
+    }
   }
 
   grantGroupOf(companyId: string): string | undefined {
@@ -211,7 +243,7 @@ class WorkingState {
     return this.contents.get(id);
   }
 
-  private count(group: string | null | undefined, what: 'groups' | 'users' | 'companies', delta: number): void {
+  private count(group: string | null | undefined, what: 'groups' | 'users' | 'companies' | 'dateActions', delta: number): void {
     const c = group ? this.contents.get(group) : undefined;
     if (c) c[what] += delta;
   }
@@ -339,6 +371,20 @@ class WorkingState {
     if (this.originalCompanies.has(id)) this.deletedCompanies.add(id);
   }
 
+  putDateAction(action: DateActionRecord): void {
+    this.count(this.dateActions.get(action.id)?.licenseGroup, 'dateActions', -1);
+    this.count(action.licenseGroup, 'dateActions', 1);
+    this.dateActions.set(action.id, action);
+    this.touchedDateActions.add(action.id);
+  }
+
+  deleteDateAction(id: string): void {
+    this.count(this.dateActions.get(id)?.licenseGroup, 'dateActions', -1);
+    this.dateActions.delete(id);
+    this.touchedDateActions.add(id);
+    if (this.originalDateActions.has(id)) this.deletedDateActions.add(id);
+  }
+
   /** The net changes; `algorithmOf` names the algorithm of a user's new plain-text password. */
   changes(algorithmOf: (user: WorkingUser) => PlannedUser['hashAlgorithm']): ChangeSet {
     const users: PlannedUser[] = [];
@@ -371,7 +417,15 @@ class WorkingState {
       const before = this.originalGroups.get(id);
       if (now && (!before || !sameGroup(before, now))) groups.push(now);
     }
-    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess, groupMoves: this.groupMoves, groups };
+    const dateActions: DateActionChange[] = [];
+    for (const id of this.touchedDateActions) {
+      const now = this.dateActions.get(id);
+      const gone = this.deletedDateActions.has(id);
+      const before = gone ? undefined : this.originalDateActions.get(id);
+      if (gone) dateActions.push({ kind: 'delete', id });
+      if (now && (!before || !sameDateAction(before, now))) dateActions.push({ kind: 'put', action: now });
+    }
+    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess, groupMoves: this.groupMoves, groups, dateActions };
   }
 }
 
@@ -401,6 +455,8 @@ class Planner {
           return { ...head, ...this.access(op) };
         case 'licenseGroup':
           return { ...head, ...this.licenseGroup(op) };
+        case 'dateAction':
+          return { ...head, ...this.dateAction(op) };
         default:
           return { ...head, status: 'FAILED', message: 'unknown operation' };
       }
@@ -885,6 +941,64 @@ class Planner {
     }
   }
 
+  // ── date actions (SPEC §10.3) ───────────────────────────────────────────────────────
+
+  private dateAction(op: DateActionOperation): Outcome {
+    this.require('changeDateActions');
+    const id = op.id as string;
+    const existing = this.state.dateActions.get(id);
+    const current = existing && this.groupVisible(existing.licenseGroup) ? existing : undefined;
+    if (op.action === 'delete') {
+      if (!current) return skip('date action does not exist');
+      this.state.deleteDateAction(id);
+      return new Outcome('DELETED');
+    }
+    const fields = op.fields;
+    const group = fields.licenseGroup === undefined ? undefined : this.visibleGroup(fields.licenseGroup).id;
+    if (!current) {
+      const missing = (['entity', 'field', 'do'] as const).filter((name) => fields[name] === undefined).map((name) => `<${name}>`);
+      if (missing.length) return fail(`date action '${id}' does not exist, and a date action cannot be created without ${missing.join(', ')}`);
+      const created: DateActionRecord = {
+        id,
+        entity: fields.entity as DateActionRecord['entity'],
+        field: fields.field as DateActionRecord['field'],
+        offsets: fields.offsets ?? [],
+        do: fields.do as DateActionRecord['do'],
+        message: fields.message ?? null,
+        licenseGroup: group ?? this.scope,
+        active: fields.active ?? true,
+      };
+      assertDateAction(created);
+      this.requireMaySchedule(created);
+      this.requireFreeId(existing !== undefined, `date action id ${id}`);
+      this.state.putDateAction(created);
+      return new Outcome('CREATED');
+    }
+    const next: DateActionRecord = { ...current };
+    if (fields.entity !== undefined) next.entity = fields.entity;
+    if (fields.field !== undefined) next.field = fields.field;
+    if (fields.offsets !== undefined) next.offsets = fields.offsets;
+    if (fields.do !== undefined) next.do = fields.do;
+    if (fields.message !== undefined) next.message = fields.message;
+    if (group !== undefined) next.licenseGroup = group;
+    if (fields.active !== undefined) next.active = fields.active;
+    assertDateAction(next);
+    if (sameDateAction(current, next)) return skip();
+    this.requireMaySchedule(next);
+    this.state.putDateAction(next);
+    return new Outcome('UPDATED');
+  }
+
+  /** An acting user sets up (or changes) only an action whose runs do what it may do itself. */
+  private requireMaySchedule(action: DateActionRecord): void {
+    const actor = this.actor();
+    const operation = scheduledOperation(action);
+    if (!actor || !operation) return;
+    const missing = missingFor(operation, actor.permissions);
+    const what = action.entity === 'USER' ? 'users' : 'companies';
+    if (missing) fail(`permission denied: a date action that does ${action.do} to ${what} needs ${missing}, which you do not have`);
+  }
+
   get events(): PlannedEvent[] {
     return this.state.events;
   }
@@ -898,10 +1012,21 @@ class Planner {
   }
 }
 
+function assertDateAction(action: DateActionRecord): void {
+  const problem = dateActionProblem(action);
+  if (problem) fail(problem);
+}
+
 /** "2 users, 1 company": what keeps a group from being deleted. */
 function leftIn(c: GroupContents): string[] {
   const of = (n: number, one: string, many: string): string[] => (n === 0 ? [] : [`${n} ${n === 1 ? one : many}`]);
-  return [...of(c.groups, 'group', 'groups'), ...of(c.users, 'user', 'users'), ...of(c.companies, 'company', 'companies'), ...of(c.certificates, 'certificate', 'certificates')];
+  return [
+    ...of(c.groups, 'group', 'groups'),
+    ...of(c.users, 'user', 'users'),
+    ...of(c.companies, 'company', 'companies'),
+    ...of(c.certificates, 'certificate', 'certificates'),
+    ...of(c.dateActions, 'date action', 'date actions'),
+  ];
 }
 
 function assertCompanyConsistent(company: CompanyRecord, fields: CompanyFields): void {
@@ -927,6 +1052,8 @@ function describe(op: Operation): OperationResult {
       return { type: 'ACCESS_LIST', action, id: `${op.username ?? ''}@${op.company ?? '*'}`, status: 'FAILED' };
     case 'licenseGroup':
       return { type: 'LICENSE_GROUP', action, id: op.id ?? '', status: 'FAILED' };
+    case 'dateAction':
+      return { type: 'DATE_ACTION', action, id: op.id ?? '', status: 'FAILED' };
     default:
       return { type: 'UNKNOWN', action, id: op.element, status: 'FAILED' };
   }

@@ -1,5 +1,6 @@
 import type { AccessRecord } from './access';
 import type { CompanyRecord } from './companies';
+import type { DateActionRecord } from './date-actions';
 import type { GroupRecord } from './groups';
 import type { HashAlgorithm } from './passwords';
 import type { UserRecord } from './users';
@@ -25,15 +26,18 @@ export interface Snapshot {
   groups: readonly GroupRecord[];
   /** What is left in the groups a batch may delete (SnapshotRequest.groupCounts). */
   groupContents: readonly GroupContents[];
+  /** The date actions the batch names (SPEC §10.3), wherever they are: their ids are global. */
+  dateActions: readonly DateActionRecord[];
 }
 
-/** What is left in a group: child groups, users that are not deleted, companies, certificates not revoked. */
+/** What is left in a group: child groups, users that are not deleted, companies, certificates not revoked, date actions. */
 export interface GroupContents {
   id: string;
   groups: number;
   users: number;
   companies: number;
   certificates: number;
+  dateActions: number;
 }
 
 /** The keys a batch may touch; the store loads exactly these into a Snapshot. */
@@ -46,6 +50,7 @@ export interface SnapshotRequest {
   groupIds: string[];
   /** Groups whose contents to count: those a batch may delete. */
   groupCounts: string[];
+  dateActionIds: string[];
 }
 
 export interface PlannedUser extends UserRecord {
@@ -67,6 +72,12 @@ export type GroupMove =
   | { kind: 'delete'; id: string; parentId: string }
   | { kind: 'recreate'; id: string; parentId: string; formerParentId: string };
 
+/**
+ * A date action written or deleted. One deleted and created again in a batch is a delete followed
+ * by a put: what fired for the old one is gone with it.
+ */
+export type DateActionChange = { kind: 'put'; action: DateActionRecord } | { kind: 'delete'; id: string };
+
 /** The net effect of a batch, in the order the store applies it. */
 export interface ChangeSet {
   deletedCompanies: string[];
@@ -78,8 +89,10 @@ export interface ChangeSet {
   groupMoves: GroupMove[];
   /** Groups whose row changed (name, parent, seats, seats used, parameters), as they end; created ones included. */
   groups: GroupRecord[];
+  /** In the order to apply them. */
+  dateActions: DateActionChange[];
 }
 
 export function emptyChangeSet(): ChangeSet {
-  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [] };
+  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [], dateActions: [] };
 }

@@ -65,6 +65,13 @@ export const NEEDS = {
   moveToGroup: { allOf: ['licenseManagement'] },
   /** Any <licenseGroup> operation (SPEC §7.1). */
   changeGroups: { allOf: ['licenseManagement'] },
+  /** Any <dateAction> operation (SPEC §10.3). */
+  changeDateActions: { allOf: ['licenseManagement'] },
+  /**
+   * A date action that hides companies: its runs hide every company of a subtree, which one holds
+   * only with manageAll (ADMIN in each company cannot be known when the action is set).
+   */
+  scheduleHide: { allOf: ['manageAll'] },
   deleteCompany: { allOf: ['deleteCompany'] },
   sendSessionBatch: { allOf: ['manageAll', 'licenseManagement'] },
   /** Seeing other users in /u, and the journal entries of batches others sent. */

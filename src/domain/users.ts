@@ -58,4 +58,6 @@ export function newUserRecord(username: string, licenseGroup: string): UserRecor
 /** A user as listings show it: never the password hash. */
 export type UserView = Omit<UserRecord, 'passwordHash' | 'key'> & {
   access: Array<{ company: string; role: RoleCode }>;
+  /** When the user last logged in (ISO time), null if never: shown for one user (GET /u/{login}), not in listings. */
+  lastLoginAt?: string | null;
 };

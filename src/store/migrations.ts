@@ -427,4 +427,50 @@ export const MIGRATIONS: readonly Migration[] = [
       },
     ],
   },
+  {
+    // SPEC §10.3: date actions, and what each did for an object and a due date, so it fires once;
+    // users' last login, a date the actions may count from. The column is named `act`: DO is a
+    // reserved word of PostgreSQL.
+    version: 8,
+    name: 'date-actions',
+    steps: [
+      { addColumn: { table: 'users', column: { name: 'last_login_at', type: 'text' } } },
+      {
+        createTable: {
+          name: 'date_actions',
+          columns: [
+            { name: 'id', type: 'text', notNull: true },
+            { name: 'entity', type: 'text', notNull: true },
+            { name: 'field', type: 'text', notNull: true },
+            { name: 'offsets', type: 'text', notNull: true, default: '[]' },
+            { name: 'act', type: 'text', notNull: true },
+            { name: 'message', type: 'text' },
+            { name: 'license_group', type: 'text', notNull: true, references: 'license_groups(id)' },
+            { name: 'active', type: 'flag', notNull: true, default: 1 },
+            { name: 'created_at', type: 'text', notNull: true },
+            { name: 'updated_at', type: 'text', notNull: true },
+          ],
+          primaryKey: ['id'],
+        },
+      },
+      { createIndex: { name: 'date_actions_license_group', table: 'date_actions', columns: ['license_group'] } },
+      {
+        createTable: {
+          name: 'date_action_fired',
+          columns: [
+            { name: 'action_id', type: 'text', notNull: true, references: 'date_actions(id)' },
+            { name: 'entity', type: 'text', notNull: true },
+            { name: 'object_key', type: 'text', notNull: true },
+            { name: 'due_date', type: 'text', notNull: true },
+            { name: 'outcome', type: 'text', notNull: true },
+            { name: 'reason', type: 'text' },
+            { name: 'fired_at', type: 'text', notNull: true },
+          ],
+          primaryKey: ['action_id', 'entity', 'object_key', 'due_date'],
+        },
+      },
+      // A deleted company's rows go with it (its id may be taken again): found by the object.
+      { createIndex: { name: 'date_action_fired_object', table: 'date_action_fired', columns: ['entity', 'object_key'] } },
+    ],
+  },
 ];

@@ -1,5 +1,6 @@
 import type { AccessRecord } from '../domain/access';
 import { COMPANY_FIELDS, type CompanyRecord } from '../domain/companies';
+import type { DateActionRecord } from '../domain/date-actions';
 import type { PlainField } from '../domain/fields';
 import type { GroupRecord } from '../domain/groups';
 import { PERMISSION_NAMES, type Permissions } from '../domain/permissions';
@@ -32,7 +33,11 @@ export interface Table<R> {
   /** The columns a record maps to, in order; then created_at and updated_at when `stamped`. */
   readonly columns: readonly ColumnMap<R>[];
   readonly stamped: boolean;
-  /** Columns the database fills itself (a sequence), never written by the application. */
+  /**
+   * Columns that writing a record never sets: a sequence the database fills (the journal's seq), or
+   * a value only a statement of its own writes (a user's last login, which a batch's upsert of the
+   * user must not overwrite with what it read).
+   */
   readonly generated: readonly { name: string; type: ColumnType }[];
   /** Every column name, in the order of `values`. */
   readonly columnNames: readonly string[];
@@ -132,7 +137,8 @@ export const USERS = table<UserRecord>(
     flag('deleted', 'deleted'),
     text('license_group', 'licenseGroup'),
   ],
-  { stamped: true },
+  // SPEC §10.3: set by each successful login (SqlStore.createSession), read by the views and the date actions.
+  { stamped: true, generated: [{ name: 'last_login_at', type: 'text' }] },
 );
 
 export const COMPANIES = table<CompanyRecord>(
@@ -313,7 +319,71 @@ export interface LeaseRow {
 
 export const TASK_LEASES = table<LeaseRow>('task_leases', ['name'], [text('name', 'name'), text('holder', 'holder'), integer('expires_at', 'expiresAt', 'bigint')]);
 
+/** SPEC §10.3. The offsets are kept as JSON (`[{"unit":"months","amount":3}]`): read and written whole, never queried. */
+export const DATE_ACTIONS = table<DateActionRecord>(
+  'date_actions',
+  ['id'],
+  [
+    text('id', 'id'),
+    text('entity', 'entity'),
+    text('field', 'field'),
+    {
+      name: 'offsets',
+      type: 'text',
+      get: (r) => JSON.stringify(r.offsets),
+      set: (r, v) => void (r.offsets = JSON.parse(typeof v === 'string' && v ? v : '[]') as DateActionRecord['offsets']),
+    },
+    text('act', 'do'),
+    text('message', 'message'),
+    text('license_group', 'licenseGroup'),
+    flag('active', 'active'),
+  ],
+  { stamped: true },
+);
+
+/**
+ * What a date action did for an object and a due date (SPEC §10.3: once per object and due date).
+ * `done` and `skipped` (already blocked or hidden) are final; `failed` is tried again at each run,
+ * and `reason` tells whether a TASK_FAILED event has already said so.
+ */
+export interface DateActionFiredRow {
+  actionId: string;
+  entity: string;
+  /** The user's key or the company's id. */
+  objectKey: string;
+  dueDate: string;
+  outcome: 'done' | 'skipped' | 'failed';
+  reason: string | null;
+  firedAt: string;
+}
+
+export const DATE_ACTION_FIRED = table<DateActionFiredRow>('date_action_fired', ['action_id', 'entity', 'object_key', 'due_date'], [
+  text('action_id', 'actionId'),
+  text('entity', 'entity'),
+  text('object_key', 'objectKey'),
+  text('due_date', 'dueDate'),
+  text('outcome', 'outcome'),
+  text('reason', 'reason'),
+  text('fired_at', 'firedAt'),
+]);
+
 /** What the schema test compares with both stores' catalogs. */
 export type TableShape = Pick<Table<unknown>, 'name' | 'key' | 'columnNames' | 'columnTypes' | 'generated'>;
 
-export const TABLES: readonly TableShape[] = [LICENSE_GROUPS, LICENSE_GROUP_CLOSURE, USERS, COMPANIES, ACCESS, FINGERPRINTS, JOURNAL, SESSIONS, USER_PREFERENCES, EVENT_RUNS, EVENT_COMMITS, COUNTERS, TASK_LEASES];
+export const TABLES: readonly TableShape[] = [
+  LICENSE_GROUPS,
+  LICENSE_GROUP_CLOSURE,
+  USERS,
+  COMPANIES,
+  ACCESS,
+  FINGERPRINTS,
+  JOURNAL,
+  SESSIONS,
+  USER_PREFERENCES,
+  EVENT_RUNS,
+  EVENT_COMMITS,
+  COUNTERS,
+  TASK_LEASES,
+  DATE_ACTIONS,
+  DATE_ACTION_FIRED,
+];

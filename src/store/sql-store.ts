@@ -18,6 +18,7 @@ import {
   type Row,
 } from './schema';
 import { inList, type Driver, type Sql } from './sql';
+import { applyDateActions, countDateActionsStatement, dateActionsTransaction, listDateActions, loadDateActions, type StoredDateAction } from './date-actions';
 import type { BatchTransaction, EventPage, GroupView, Listed, LiveSession, Page, Store, StoredChangeSet, Tenant, UserView } from './store';
 
 /** The groups of a scope: the one group and everything below it (the closure table, one index lookup). */
@@ -105,15 +106,17 @@ export class SqlStore implements Store {
         const access = accessRows.map(ACCESS.fromRow);
         const grantGroups: Record<string, string> = {};
         for (const r of accessRows) grantGroups[r.company_id as string] = r.license_group as string;
+        const dateActions = await loadDateActions(sql, dialect, request.dateActionIds);
         const named = new Set([
           ...request.groupIds,
           ...users.map((u) => u.licenseGroup),
           ...[...companies.values()].map((c) => c.licenseGroup),
           ...Object.values(grantGroups),
+          ...dateActions.map((a) => a.licenseGroup),
         ]);
         const groups = (await sql.all(q.snapshotGroups, [dialect.list([...named])])).map(LICENSE_GROUPS.fromRow);
         const groupContents = request.groupCounts.length ? await this.contentsOf(sql, request.groupCounts) : [];
-        return { users, companies: [...companies.values()], access, grantGroups, groups, groupContents };
+        return { users, companies: [...companies.values()], access, grantGroups, groups, groupContents, dateActions };
       },
       // The order matters: the group tree changes first (a user or company may move into a new
       // group); deleted companies take their grants along (ON DELETE CASCADE) before a company of
@@ -131,12 +134,14 @@ export class SqlStore implements Store {
         await sql.insert(COMPANIES, changes.companies.map((c) => COMPANIES.values(c, now)), { upsert: true });
         await sql.deleteKeys(ACCESS, changes.revokedAccess.map((a) => [a.userKey, a.companyId]));
         await sql.insert(ACCESS, changes.grantedAccess.map((a) => ACCESS.values(a, now)), { upsert: true });
+        await applyDateActions(sql, dialect, changes.dateActions, changes.deletedCompanies, now);
         for (const move of changes.groupMoves) if (move.kind === 'delete') await this.deleteGroup(sql, move);
       },
       journal: async (entry: JournalEntry): Promise<void> => {
         await sql.insert(JOURNAL, [JOURNAL.values(entry)]);
       },
       recordEvents: (batch: EventBatch) => this.recordEvents(sql, batch),
+      dates: dateActionsTransaction(sql, dialect),
     };
   }
 
@@ -198,6 +203,10 @@ export class SqlStore implements Store {
     });
   }
 
+  listDateActions(): Promise<StoredDateAction[]> {
+    return listDateActions(this.driver.query);
+  }
+
   async lastEventSeq(): Promise<number> {
     return Number((await this.driver.query.get(this.sql.lastEventSeq))?.value ?? 0);
   }
@@ -205,12 +214,13 @@ export class SqlStore implements Store {
   /** What is left in each group: child groups, users not deleted, companies, certificates not revoked. */
   private async contentsOf(sql: Sql, ids: string[]): Promise<GroupContents[]> {
     const list = this.driver.dialect.list(ids);
-    const counts = new Map(ids.map((id) => [id, { id, groups: 0, users: 0, companies: 0, certificates: 0 }]));
+    const counts = new Map(ids.map((id) => [id, { id, groups: 0, users: 0, companies: 0, certificates: 0, dateActions: 0 }]));
     for (const [what, statement] of [
       ['groups', this.sql.countChildGroups],
       ['users', this.sql.countUsers],
       ['companies', this.sql.countCompanies],
       ['certificates', this.sql.countCertificates],
+      ['dateActions', this.sql.countDateActions],
     ] as const) {
       for (const r of await sql.all(statement, [list])) {
         const c = counts.get(r.id as string);
@@ -278,7 +288,7 @@ export class SqlStore implements Store {
       const row = await sql.get(this.sql.findUser, [userKey(username), scope]);
       if (!row) return undefined;
       const access = groupAccess(await sql.all(this.sql.accessOfUsersInScope, [this.driver.dialect.list([row.key]), scope]));
-      return toView(USERS.fromRow(row), access.get(row.key as string) ?? []);
+      return { ...toView(USERS.fromRow(row), access.get(row.key as string) ?? []), lastLoginAt: (row.last_login_at as string | null) ?? null };
     });
   }
 
@@ -393,6 +403,9 @@ export class SqlStore implements Store {
       await sql.insert(SESSIONS, [
         SESSIONS.values({ idHash: session.idHash, userKey: session.userKey, createdAt: session.now, lastUsedAt: session.now, tenant: session.tenant }),
       ]);
+      // SPEC §10.3: lastLoginAt, which date actions may count from. Its own statement: a batch's write
+      // of the user leaves it alone (schema.ts), so neither can undo the other.
+      await sql.run('UPDATE users SET last_login_at = ? WHERE key = ?', [new Date(session.now).toISOString(), session.userKey]);
       if (session.lastTenant !== undefined) {
         await sql.run(
           'INSERT INTO user_preferences (user_key, last_tenant) VALUES (?, ?) ON CONFLICT (user_key) DO UPDATE SET last_tenant = excluded.last_tenant',
@@ -504,6 +517,7 @@ function statements({ dialect }: Driver) {
     countUsers: countBy('license_group', 'users', ' AND deleted = 0'),
     countCompanies: countBy('license_group', 'companies'),
     countCertificates: countBy('scope', 'fingerprints', ' AND revoked_at IS NULL'),
+    countDateActions: countDateActionsStatement(dialect),
     closureOfNew: `INSERT INTO license_group_closure (ancestor, descendant, depth)
       SELECT ancestor, CAST(? AS TEXT), depth + 1 FROM license_group_closure WHERE descendant = ?
       UNION ALL SELECT CAST(? AS TEXT), CAST(? AS TEXT), 0`,
@@ -519,7 +533,7 @@ function statements({ dialect }: Driver) {
     endSessionsOf: `DELETE FROM sessions WHERE ${inList(dialect, 'user_key')}`,
     listUsers: `SELECT ${USER_COLUMNS} FROM users WHERE deleted = 0 AND ${inScope('license_group')}`,
     countListedUsers: `SELECT count(*) AS n FROM users WHERE deleted = 0 AND ${inScope('license_group')}`,
-    findUser: `SELECT ${USER_COLUMNS} FROM users WHERE key = ? AND deleted = 0 AND ${inScope('license_group')}`,
+    findUser: `SELECT ${USER_COLUMNS}, last_login_at FROM users WHERE key = ? AND deleted = 0 AND ${inScope('license_group')}`,
     findUserRecord: `SELECT ${USER_COLUMNS} FROM users WHERE key = ? AND ${inScope('license_group')}`,
     accessOfUsersInScope: `SELECT a.user_key, a.company_id, a.role FROM access a JOIN companies c ON c.id = a.company_id
       WHERE ${inList(dialect, 'a.user_key')} AND ${inScope('c.license_group')} ORDER BY a.user_key, a.company_id`,

@@ -3,11 +3,14 @@ import type { EventBatch } from '../domain/events';
 import type { CompanyRecord } from '../domain/companies';
 import type { GroupView, Tenant } from '../domain/groups';
 import type { UserRecord, UserView } from '../domain/users';
+import type { DateActionsTransaction, StoredDateAction } from './date-actions';
 import type { FingerprintRecord, JournalEntry } from './schema';
 
 export type { FingerprintRecord, JournalEntry } from './schema';
 
 export type { UserView } from '../domain/users';
+export type { DateActionsTransaction, DateObject, StoredDateAction } from './date-actions';
+export type { DateActionFiredRow } from './schema';
 
 /**
  * A page of a listing (SPEC §7.4), always in id order: `limit` rows from `start`, or, with `after`,
@@ -46,6 +49,8 @@ export interface BatchTransaction {
   journal(entry: JournalEntry): Promise<void>;
   /** Writes the events of this commit (SPEC §10.1), numbered after every event committed before; their seqs. */
   recordEvents(batch: EventBatch): Promise<number[]>;
+  /** What a run of the date actions reads and records (SPEC §10.3), in this transaction. */
+  readonly dates: DateActionsTransaction;
 }
 
 /** A page of the event feed: the events' JSON in seq order, and where the next page starts. */
@@ -90,6 +95,8 @@ export interface Store {
    * that is larger): nothing the scope sees lies between `after` and `next` but the events given.
    */
   listEvents(scope: string, after: number, limit: number): Promise<EventPage>;
+  /** Every date action (SPEC §10.3), in id order. */
+  listDateActions(): Promise<StoredDateAction[]>;
   /** The seq of the last event committed (0 before the first). */
   lastEventSeq(): Promise<number>;
   /** A user's tenants as seen from `scope`: its own group (when in scope) and every group of the scope holding a company it has access to. */

@@ -40,6 +40,7 @@ function userJson(u: UserView, detailed: boolean) {
   return {
     ...summary,
     blockMessage: u.blockMessage,
+    lastLoginAt: u.lastLoginAt ?? null,
     defaultRole: u.defaultRole,
     permissions: u.permissions,
     access: u.access,

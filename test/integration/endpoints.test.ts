@@ -129,6 +129,7 @@ describe('the read endpoints and the request-level errors of SPEC §3', () => {
         userType: 'NORMAL',
         blocked: false,
         blockMessage: null,
+        lastLoginAt: null,
         licenseGroup: 'root',
         defaultRole: 'UCETNI',
         permissions: {

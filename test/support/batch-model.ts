@@ -171,6 +171,7 @@ function defaultId(op: Operation): string {
     case 'access':
       return `${op.username ?? ''}@${op.company ?? '*'}`;
     case 'licenseGroup':
+    case 'dateAction':
       return op.id ?? '';
     default:
       return op.element;

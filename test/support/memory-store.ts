@@ -57,7 +57,7 @@ export class MemoryStore {
     );
     const access = byKey(this.access).filter((a) => keys.has(a.userKey));
     const grantGroups = Object.fromEntries(access.map((a) => [a.companyId, this.companies.get(a.companyId)?.licenseGroup ?? 'root']));
-    return deepFreeze(structuredClone({ users, companies, access, grantGroups, groups: byKey(this.groups), groupContents: [] }));
+    return deepFreeze(structuredClone({ users, companies, access, grantGroups, groups: byKey(this.groups), groupContents: [], dateActions: [] }));
   }
 
   apply(changes: ChangeSet): void {

@@ -36,7 +36,7 @@ export function deepFreeze<T>(value: T): T {
 export function snapshot(parts: Partial<Snapshot> = {}): Snapshot {
   const seats = (parts.users ?? []).filter((u) => !u.deleted && u.userType !== 'READ_ONLY').length;
   // Frozen: the planner is pure and must never touch what the store gave it.
-  return deepFreeze({ users: [], companies: [], access: [], groups: [{ ...rootGroup(), seatsUsed: seats }], groupContents: [], ...parts });
+  return deepFreeze({ users: [], companies: [], access: [], groups: [{ ...rootGroup(), seatsUsed: seats }], groupContents: [], dateActions: [], ...parts });
 }
 
 export const EMPTY_CHANGES: ChangeSet = emptyChangeSet();

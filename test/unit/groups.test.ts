@@ -79,7 +79,7 @@ function world(w: World = {}): Snapshot {
   });
 }
 
-const contents = (id: string, over: Partial<Omit<GroupContents, 'id'>> = {}): GroupContents => ({ id, groups: 0, users: 0, companies: 0, certificates: 0, ...over });
+const contents = (id: string, over: Partial<Omit<GroupContents, 'id'>> = {}): GroupContents => ({ id, groups: 0, users: 0, companies: 0, certificates: 0, dateActions: 0, ...over });
 
 function plan(operations: string, snap: Snapshot, principal: Principal = ROOT, rootAttributes = ''): Plan {
   const doc = parseBatch(`<flexibee-batch id="t"${rootAttributes}>${operations}</flexibee-batch>`, { maxOperations: 1000 });
@@ -1290,6 +1290,7 @@ describe('planBatch: license groups in the change set', () => {
       companyIdPrefixes: [],
       groupIds: ['partner_a', 'g1', 'cust_a1', 'dept', 'cust_a2', 'cust_b1'],
       groupCounts: ['cust_b1'],
+      dateActionIds: [],
     });
   });
 });

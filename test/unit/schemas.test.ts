@@ -69,6 +69,32 @@ describe('batch.xsd', () => {
   });
 });
 
+describe('batch.xsd: <dateAction> (SPEC §10.3)', () => {
+  const TRIAL_END = `<dateAction action="create-update">
+    <id>trial-end</id>
+    <entity>USER</entity>
+    <field>validUntil</field>
+    <offset unit="months">3</offset>
+    <offset unit="days">-5</offset>
+    <do>block</do>
+    <message>Your trial has ended.</message>
+    <licenseGroup>partner_a</licenseGroup>
+    <active>true</active>
+  </dateAction>`;
+  const batch = (inner: string): string => `<flexibee-batch id="x">${inner}</flexibee-batch>`;
+
+  it('when the example of SPEC §10.3 and a delete by id are validated, then they are valid', () => {
+    assertValidXml(batch(TRIAL_END + '<dateAction action="delete"><id>trial-end</id></dateAction>'), 'batch');
+  });
+
+  it('when a date action has three offsets, an offset in years or an entity other than USER and COMPANY, then it is invalid', () => {
+    const third = TRIAL_END.replace('<do>', '<offset unit="weeks">1</offset><do>');
+    expect(() => assertValidXml(batch(third), 'batch')).toThrow(/offset/);
+    expect(() => assertValidXml(batch(TRIAL_END.replace('unit="months"', 'unit="years"')), 'batch')).toThrow(/years/);
+    expect(() => assertValidXml(batch(TRIAL_END.replace('<entity>USER', '<entity>GROUP')), 'batch')).toThrow(/GROUP/);
+  });
+});
+
 describe('every fixture', () => {
   it('when fixtures/ is listed, then it holds batches and golden results', () => {
     expect(fixtureFiles().filter((f) => !isResult(f)).length).toBeGreaterThanOrEqual(8);
@@ -87,6 +113,10 @@ describe('every fixture', () => {
 describe('batch-result.xsd', () => {
   it('when the example of SPEC §5.1 is validated, then it is valid', () => {
     assertValidXml(SPEC_RESULT_EXAMPLE, 'batch-result');
+  });
+
+  it('when a result has a DATE_ACTION entry, then it is valid', () => {
+    assertValidXml(SPEC_RESULT_EXAMPLE.replace('type="USER"', 'type="DATE_ACTION"'), 'batch-result');
   });
 
   it('when an entry has a status outside the five known ones, then it is invalid', () => {
