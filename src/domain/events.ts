@@ -48,19 +48,29 @@ export interface EventEntity {
 }
 
 /**
- * An event as the planner (or the task runner) makes it, before the store numbers it: its JSON but
- * for what the store adds (seq, id, time, batchId, actor). `group` is the license group whose scope
- * sees it; an access event whose user lives in another group also needs that group in scope
- * (`userGroup`), so that a principal never learns of a user outside its scope. Further members are
- * the event's own (an access event's `user` and `company`; a REMINDER's action and message).
+ * An event's own JSON members: everything but what the store adds (seq, id, time, group, batchId,
+ * actor). `changes` says what an update changed; `values`, what a created or restored object starts
+ * with. Further members are the event's own (an access event's `user`, `company` and `role`; a
+ * REMINDER's action and message).
  */
-export interface PlannedEvent {
+export interface EventBody {
   type: EventType;
-  group: string;
-  userGroup?: string;
   entity: EventEntity;
   changes?: Record<string, Change>;
+  values?: Record<string, unknown>;
   [member: string]: unknown;
+}
+
+/**
+ * An event as the planner (or the task runner) makes it, before the store numbers it. `group` is the
+ * license group whose scope sees it; an access event whose user lives in another group also needs
+ * that group in scope (`userGroup`), so that a principal never learns of a user outside its scope.
+ * The store keeps both beside the body, once for a run of events.
+ */
+export interface PlannedEvent {
+  group: string;
+  userGroup?: string;
+  body: EventBody;
 }
 
 /** Who caused the events of one commit (SPEC §10.1 `actor`). */
@@ -79,17 +89,13 @@ export interface EventBatch {
 }
 
 /** An event as the feed and the webhooks show it. */
-export interface StoredEvent {
+export interface StoredEvent extends EventBody {
   seq: number;
   id: string;
-  type: EventType;
   time: string;
   group: string;
-  entity: EventEntity;
   batchId: string | null;
   actor: EventActor;
-  changes?: Record<string, Change>;
-  [detail: string]: unknown;
 }
 
 /**
@@ -103,11 +109,19 @@ export function matchesEventPatterns(patterns: readonly string[], type: string):
 
 // ── deriving events from the states before and after an operation ──────────────────────
 
-function fieldChanges<R>(fields: readonly PlainField[], before: R | undefined, after: R, into: Record<string, Change>): void {
+function fieldChanges<R>(fields: readonly PlainField[], before: R, after: R, into: Record<string, Change>): void {
   for (const f of fields) {
-    const from = before ? ((before as Record<string, unknown>)[f.name] ?? null) : null;
+    const from = (before as Record<string, unknown>)[f.name] ?? null;
     const to = (after as Record<string, unknown>)[f.name] ?? null;
     if (from !== to) into[f.name] = { from, to };
+  }
+}
+
+/** The fields of `fields` that `record` has a value for. */
+function fieldValues<R>(fields: readonly PlainField[], record: R, into: Record<string, unknown>): void {
+  for (const f of fields) {
+    const value = (record as Record<string, unknown>)[f.name];
+    if (value !== null && value !== undefined) into[f.name] = value;
   }
 }
 
@@ -117,6 +131,20 @@ function valueChange(into: Record<string, Change>, name: string, from: unknown, 
 
 const heldPermissions = (p: Permissions): string[] => PERMISSION_NAMES.filter((n) => p[n]);
 
+const event = (group: string, body: EventBody): PlannedEvent => ({ group, body });
+
+/** What a user starts with when created or restored: its fields, whether it has a password, its permissions, role and type. */
+function userValues(user: UserRecord, password: boolean): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  fieldValues(USER_FIELDS, user, values);
+  if (password) values.password = 'set';
+  const permissions = heldPermissions(user.permissions);
+  if (permissions.length) values.permissions = permissions;
+  if (user.defaultRole) values.defaultRole = user.defaultRole;
+  values.userType = user.userType;
+  return values;
+}
+
 /**
  * The events of a user going from `before` (undefined: it did not exist) to `after`. `passwordChanged`
  * comes from the planner, which also knows of a plain-text password still to be hashed.
@@ -124,52 +152,61 @@ const heldPermissions = (p: Permissions): string[] => PERMISSION_NAMES.filter((n
 export function userEvents(before: UserRecord | undefined, after: UserRecord, passwordChanged: boolean): PlannedEvent[] {
   const entity: EventEntity = { type: 'USER', id: after.username };
   const group = after.licenseGroup;
-  if (before && !before.deleted && after.deleted) return [{ type: 'USER_DELETED', group, entity }];
-  const existed = before !== undefined && !before.deleted;
+  if (before && !before.deleted && after.deleted) return [event(group, { type: 'USER_DELETED', entity })];
+  const events: PlannedEvent[] = [];
+  if (!before || before.deleted) {
+    events.push(event(group, { type: before ? 'USER_RESTORED' : 'USER_CREATED', entity, values: userValues(after, after.passwordHash !== null || passwordChanged) }));
+    if (after.blocked) events.push(event(group, { type: 'USER_BLOCKED', entity, values: { blockMessage: after.blockMessage } }));
+    return events;
+  }
   const changes: Record<string, Change> = {};
-  if (before && before.username !== after.username) changes.username = { from: before.username, to: after.username };
-  fieldChanges(USER_FIELDS, existed ? before : undefined, after, changes);
+  if (before.username !== after.username) changes.username = { from: before.username, to: after.username };
+  fieldChanges(USER_FIELDS, before, after, changes);
   if (passwordChanged) changes.password = { changed: true };
-  const permissionsFrom = existed ? heldPermissions((before as UserRecord).permissions) : [];
+  const permissionsFrom = heldPermissions(before.permissions);
   const permissionsTo = heldPermissions(after.permissions);
   if (permissionsFrom.join() !== permissionsTo.join()) changes.permissions = { from: permissionsFrom, to: permissionsTo };
-  valueChange(changes, 'defaultRole', existed ? before?.defaultRole : null, after.defaultRole);
-  valueChange(changes, 'userType', existed ? before?.userType : null, after.userType);
-  if (before && before.licenseGroup !== after.licenseGroup) changes.licenseGroup = { from: before.licenseGroup, to: after.licenseGroup };
-  const wasBlocked = existed ? (before as UserRecord).blocked : false;
-  if (wasBlocked && after.blocked) valueChange(changes, 'blockMessage', before?.blockMessage, after.blockMessage);
-
-  const events: PlannedEvent[] = [];
-  if (!before) events.push({ type: 'USER_CREATED', group, entity, changes });
-  else if (before.deleted) events.push({ type: 'USER_RESTORED', group, entity, changes });
-  else if (Object.keys(changes).length > 0) events.push({ type: 'USER_UPDATED', group, entity, changes });
-  if (!wasBlocked && after.blocked) events.push({ type: 'USER_BLOCKED', group, entity, changes: { blockMessage: { from: null, to: after.blockMessage } } });
-  if (wasBlocked && !after.blocked) events.push({ type: 'USER_UNBLOCKED', group, entity });
+  valueChange(changes, 'defaultRole', before.defaultRole, after.defaultRole);
+  valueChange(changes, 'userType', before.userType, after.userType);
+  valueChange(changes, 'licenseGroup', before.licenseGroup, after.licenseGroup);
+  if (before.blocked && after.blocked) valueChange(changes, 'blockMessage', before.blockMessage, after.blockMessage);
+  if (Object.keys(changes).length > 0) events.push(event(group, { type: 'USER_UPDATED', entity, changes }));
+  if (!before.blocked && after.blocked) events.push(event(group, { type: 'USER_BLOCKED', entity, values: { blockMessage: after.blockMessage } }));
+  if (before.blocked && !after.blocked) events.push(event(group, { type: 'USER_UNBLOCKED', entity }));
   return events;
 }
 
 export function companyEvents(before: CompanyRecord | undefined, after: CompanyRecord): PlannedEvent[] {
   const entity: EventEntity = { type: 'COMPANY', id: after.id };
   const group = after.licenseGroup;
+  if (!before) {
+    const values: Record<string, unknown> = { name: after.name, country: after.country };
+    fieldValues(COMPANY_FIELDS, after, values);
+    values.type = after.type;
+    values.show = after.show;
+    return [event(group, { type: 'COMPANY_CREATED', entity, values })];
+  }
   const changes: Record<string, Change> = {};
-  valueChange(changes, 'name', before?.name, after.name);
-  valueChange(changes, 'country', before?.country, after.country);
+  valueChange(changes, 'name', before.name, after.name);
+  valueChange(changes, 'country', before.country, after.country);
   fieldChanges(COMPANY_FIELDS, before, after, changes);
-  valueChange(changes, 'type', before?.type, after.type);
-  if (before && before.licenseGroup !== after.licenseGroup) changes.licenseGroup = { from: before.licenseGroup, to: after.licenseGroup };
-  if (!before) return [{ type: 'COMPANY_CREATED', group, entity, changes: { ...changes, show: { from: null, to: after.show } } }];
+  valueChange(changes, 'type', before.type, after.type);
+  valueChange(changes, 'licenseGroup', before.licenseGroup, after.licenseGroup);
   const events: PlannedEvent[] = [];
-  if (Object.keys(changes).length > 0) events.push({ type: 'COMPANY_UPDATED', group, entity, changes });
-  if (before.show && !after.show) events.push({ type: 'COMPANY_HIDDEN', group, entity });
-  if (!before.show && after.show) events.push({ type: 'COMPANY_SHOWN', group, entity });
+  if (Object.keys(changes).length > 0) events.push(event(group, { type: 'COMPANY_UPDATED', entity, changes }));
+  if (before.show && !after.show) events.push(event(group, { type: 'COMPANY_HIDDEN', entity }));
+  if (!before.show && after.show) events.push(event(group, { type: 'COMPANY_SHOWN', entity }));
   return events;
 }
 
 export function companyDeleted(company: CompanyRecord): PlannedEvent {
-  return { type: 'COMPANY_DELETED', group: company.licenseGroup, entity: { type: 'COMPANY', id: company.id } };
+  return event(company.licenseGroup, { type: 'COMPANY_DELETED', entity: { type: 'COMPANY', id: company.id } });
 }
 
-/** A grant made, changed (`before` its old role) or revoked (`after` undefined), seen from the company's group and the user's. */
+/**
+ * A grant made, changed (`before` its old role) or revoked (`after` undefined), seen from the
+ * company's group and the user's. `role` is the role granted, or the one revoked.
+ */
 export function accessEvent(
   user: Pick<UserRecord, 'username' | 'licenseGroup'>,
   company: { id: string; licenseGroup: string },
@@ -177,17 +214,12 @@ export function accessEvent(
   after: AccessRecord['role'] | undefined,
 ): PlannedEvent {
   const type = after === undefined ? 'ACCESS_REVOKED' : before === undefined ? 'ACCESS_GRANTED' : 'ACCESS_CHANGED';
-  const event: PlannedEvent = {
-    type,
-    group: company.licenseGroup,
-    entity: { type: 'ACCESS_LIST', id: `${user.username}@${company.id}` },
-    changes: { role: { from: before ?? null, to: after ?? null } },
-    user: user.username,
-    company: company.id,
-  };
+  const body: EventBody = { type, entity: { type: 'ACCESS_LIST', id: `${user.username}@${company.id}` }, user: user.username, company: company.id, role: after ?? before };
+  if (type === 'ACCESS_CHANGED') body.changes = { role: { from: before, to: after } };
+  const planned = event(company.licenseGroup, body);
   // Seen where both the company and the user are in scope; one group is the usual case.
-  if (user.licenseGroup !== company.licenseGroup) event.userGroup = user.licenseGroup;
-  return event;
+  if (user.licenseGroup !== company.licenseGroup) planned.userGroup = user.licenseGroup;
+  return planned;
 }
 
 /**
@@ -196,14 +228,18 @@ export function accessEvent(
  */
 export function groupEvent(before: GroupRecord | undefined, after: GroupRecord | undefined): PlannedEvent | undefined {
   const entity: EventEntity = { type: 'LICENSE_GROUP', id: (after ?? before)?.id as string };
-  if (!after) return { type: 'LICENSE_GROUP_DELETED', group: before?.parentId ?? entity.id, entity };
+  if (!after) return event(before?.parentId ?? entity.id, { type: 'LICENSE_GROUP_DELETED', entity });
+  if (!before) {
+    const values: Record<string, unknown> = { name: after.name, parent: after.parentId, seats: after.seats };
+    if (Object.keys(after.params).length) values.params = after.params;
+    return event(after.id, { type: 'LICENSE_GROUP_CREATED', entity, values });
+  }
   const changes: Record<string, Change> = {};
-  valueChange(changes, 'name', before?.name, after.name);
-  valueChange(changes, 'parent', before?.parentId, after.parentId);
-  valueChange(changes, 'seats', before?.seats, after.seats);
-  for (const p of GROUP_PARAMS) valueChange(changes, `params.${p}`, before?.params[p], after.params[p]);
-  if (!before) return { type: 'LICENSE_GROUP_CREATED', group: after.id, entity, changes };
-  return Object.keys(changes).length > 0 ? { type: 'LICENSE_GROUP_UPDATED', group: after.id, entity, changes } : undefined;
+  valueChange(changes, 'name', before.name, after.name);
+  valueChange(changes, 'parent', before.parentId, after.parentId);
+  valueChange(changes, 'seats', before.seats, after.seats);
+  for (const p of GROUP_PARAMS) valueChange(changes, `params.${p}`, before.params[p], after.params[p]);
+  return Object.keys(changes).length > 0 ? event(after.id, { type: 'LICENSE_GROUP_UPDATED', entity, changes }) : undefined;
 }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -231,10 +267,13 @@ export interface EventCommit {
   actorUser: string | null;
 }
 
-/** The events of one run (domain rows of the store) with their seqs, from `first`. */
+/** Consecutive events of one commit that the same scopes see: one row of the store. */
 export interface EventRun {
+  /** The first event's seq. */
   seq: number;
-  events: PlannedEvent[];
+  group: string;
+  userGroup?: string;
+  bodies: EventBody[];
 }
 
 /**
@@ -245,18 +284,25 @@ export function eventRuns(events: readonly PlannedEvent[], first: number): Event
   const runs: EventRun[] = [];
   let run: EventRun | undefined;
   events.forEach((event, i) => {
-    if (!run || run.events[0].group !== event.group || run.events[0].userGroup !== event.userGroup) runs.push((run = { seq: first + i, events: [] }));
-    run.events.push(event);
+    if (!run || run.group !== event.group || run.userGroup !== event.userGroup) runs.push((run = { seq: first + i, group: event.group, userGroup: event.userGroup, bodies: [] }));
+    run.bodies.push(event.body);
   });
   return runs;
 }
 
-/** The events of a stored run as the feed and the webhooks send them: each with its seq, id and what its commit gives it. */
-export function eventJsons(run: { seq: number; data: string }, commit: EventCommit): Array<{ seq: number; json: string }> {
+/**
+ * The events of a stored run as the feed and the webhooks send them: each with its seq, id, type
+ * and what its run and commit give it, in the order of SPEC §10.1's example.
+ */
+export function eventJsons(run: { seq: number; group: string; data: string }, commit: EventCommit): Array<{ seq: number; type: EventType; json: string }> {
   const timeMs = Date.parse(commit.time);
-  const shared = `"time":${JSON.stringify(commit.time)},"batchId":${JSON.stringify(commit.batchId)},"actor":${JSON.stringify({ credential: commit.actorCredential, user: commit.actorUser })},`;
-  return (JSON.parse(run.data) as PlannedEvent[]).map((event, i) => {
+  const time = JSON.stringify(commit.time);
+  const group = JSON.stringify(run.group);
+  const tail = `"batchId":${JSON.stringify(commit.batchId)},"actor":${JSON.stringify({ credential: commit.actorCredential, user: commit.actorUser })}`;
+  return (JSON.parse(run.data) as EventBody[]).map((body, i) => {
     const seq = run.seq + i;
-    return { seq, json: `{"seq":${seq},"id":"${eventId(seq, timeMs)}",${shared}${JSON.stringify(event).slice(1)}` };
+    const { type, ...rest } = body;
+    const own = JSON.stringify(rest);
+    return { seq, type, json: `{"seq":${seq},"id":"${eventId(seq, timeMs)}","type":"${type}","time":${time},"group":${group},${tail}${own.length > 2 ? `,${own.slice(1)}` : '}'}` };
   });
 }

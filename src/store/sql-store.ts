@@ -171,11 +171,11 @@ export class SqlStore implements Store {
     const runs = eventRuns(batch.events, first).map((run) =>
       EVENT_RUNS.values({
         seq: run.seq,
-        lastSeq: run.seq + run.events.length - 1,
+        lastSeq: run.seq + run.bodies.length - 1,
         commitSeq: first,
-        group: run.events[0].group,
-        userGroup: run.events[0].userGroup ?? null,
-        data: JSON.stringify(run.events),
+        group: run.group,
+        userGroup: run.userGroup ?? null,
+        data: JSON.stringify(run.bodies),
       }),
     );
     await sql.insert(EVENT_RUNS, runs);
@@ -190,7 +190,7 @@ export class SqlStore implements Store {
       const events: string[] = [];
       let next = after;
       for (const r of rows) {
-        for (const e of eventJsons({ seq: Number(r.seq), data: r.data as string }, EVENT_COMMITS.fromRow(r))) {
+        for (const e of eventJsons({ seq: Number(r.seq), group: r.license_group as string, data: r.data as string }, EVENT_COMMITS.fromRow(r))) {
           if (e.seq <= after) continue;
           if (events.length === limit) return { events, next };
           events.push(e.json);
@@ -554,7 +554,7 @@ function statements({ dialect }: Driver) {
     takeEventSeqs: "UPDATE counters SET value = value + ? WHERE name = 'event_seq' RETURNING value",
     lastEventSeq: "SELECT value FROM counters WHERE name = 'event_seq'",
     // The runs after `after`, and the one that holds `after` itself (it may go on beyond it).
-    eventRunsInScope: `SELECT r.seq, r.data, c.* FROM event_runs r JOIN event_commits c ON c.first_seq = r.commit_seq
+    eventRunsInScope: `SELECT r.seq, r.license_group, r.data, c.* FROM event_runs r JOIN event_commits c ON c.first_seq = r.commit_seq
       WHERE (r.seq > ? OR r.seq = (SELECT max(seq) FROM event_runs WHERE seq <= ?))
         AND ${inScope('r.license_group')} AND (r.user_group IS NULL OR ${inScope('r.user_group')}) ORDER BY r.seq LIMIT ?`,
     pbkdf2Counts: `SELECT DISTINCT CASE ${[1, 2, 3, 4, 5, 6, 7, 8]

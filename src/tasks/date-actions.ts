@@ -239,12 +239,13 @@ export class DateActions implements DateActionsJob {
     };
     for (const { actor, events } of changes) for (const e of events) add(actor.user, e);
     for (const h of report.handled) {
-      const about = { group: h.object.licenseGroup, entity: { ...entity, id: h.object.id } };
+      const group = h.object.licenseGroup;
+      const about = { ...entity, id: h.object.id };
       if (h.outcome === 'done' && action.do === 'remind') {
-        add(h.taskUser ?? null, { type: 'REMINDER', ...about, action: action.id, message: action.message, dueDate: h.due });
+        add(h.taskUser ?? null, { group, body: { type: 'REMINDER', entity: about, action: action.id, message: action.message, dueDate: h.due } });
       }
       if (h.outcome === 'failed' && !h.toldBefore) {
-        add(h.taskUser ?? null, { type: 'TASK_FAILED', ...about, action: action.id, do: action.do, reason: h.reason, dueDate: h.due });
+        add(h.taskUser ?? null, { group, body: { type: 'TASK_FAILED', entity: about, action: action.id, do: action.do, reason: h.reason, dueDate: h.due } });
       }
     }
     for (const [user, events] of byActor) await tx.recordEvents({ batchId, actor: { credential: 'tasks', user }, events });

@@ -61,12 +61,13 @@ describe('events and GET /events.json (SPEC §10.1)', () => {
     expect(events.map((e) => e.type)).toEqual(['USER_CREATED', 'COMPANY_CREATED', 'ACCESS_GRANTED', 'USER_UPDATED', 'USER_BLOCKED']);
     expect(start).toBeLessThanOrEqual(last);
     for (let i = 1; i < events.length; i++) expect(events[i].seq).toBeGreaterThan(events[i - 1].seq);
-    expect(events[0]).toMatchObject({ entity: { type: 'USER', id: 'ev.anna' }, group: 'root', batchId: 'ev-1', changes: { password: { changed: true }, email: { from: null, to: 'anna@ev.example' } } });
+    expect(events[0]).toMatchObject({ entity: { type: 'USER', id: 'ev.anna' }, group: 'root', batchId: 'ev-1', values: { password: 'set', email: 'anna@ev.example' } });
+    expect(Object.keys(events[0])).toEqual(['seq', 'id', 'type', 'time', 'group', 'batchId', 'actor', 'entity', 'values']);
     expect(events[0].id).toMatch(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/);
     expect(events[0].actor).toEqual({ credential: expect.stringMatching(/^certificate [0-9A-F:]{59}$/), user: null });
-    expect(events[2]).toMatchObject({ entity: { type: 'ACCESS_LIST', id: 'ev.anna@ev_co' }, changes: { role: { from: null, to: 'ADMIN' } } });
+    expect(events[2]).toMatchObject({ entity: { type: 'ACCESS_LIST', id: 'ev.anna@ev_co' }, user: 'ev.anna', company: 'ev_co', role: 'ADMIN' });
     expect(events[3].changes).toEqual({ email: { from: 'anna@ev.example', to: 'anna2@ev.example' } });
-    expect(events[4].changes).toEqual({ blockMessage: { from: null, to: 'trial over' } });
+    expect(events[4].values).toEqual({ blockMessage: 'trial over' });
     const text = JSON.stringify(events);
     expect(text).not.toContain('first secret password');
     expect(text).not.toMatch(/sha256:|pbkdf2:/);

@@ -31,32 +31,36 @@ function plan(operations: string, snap: Snapshot = WORLD, rootAttributes = '', p
 }
 
 /** [type, entity id, group] of each event. */
-const kinds = (p: Plan): Array<[string, string, string]> => p.events.map((e) => [e.type, e.entity.id, e.group]);
+const kinds = (p: Plan): Array<[string, string, string]> => p.events.map((e) => [e.body.type, e.body.entity.id, e.group]);
 
 describe('events of users (SPEC §10.1)', () => {
-  test('when a user is created with a password, then USER_CREATED names its starting values and only that the password was set', () => {
+  test('when a user is created with a password, then USER_CREATED names the values it starts with and only that a password was set', () => {
     const p = plan('<user><username>Carol</username><password>carol secret</password><email>c@firma.cz</email><permissions><createUser>true</createUser></permissions></user>');
     expect(p.events).toEqual([
       {
-        type: 'USER_CREATED',
         group: 'root',
-        entity: { type: 'USER', id: 'Carol' },
-        changes: {
-          email: { from: null, to: 'c@firma.cz' },
-          password: { changed: true },
-          permissions: { from: [], to: ['createUser'] },
-          userType: { from: null, to: 'NORMAL' },
+        body: {
+          type: 'USER_CREATED',
+          entity: { type: 'USER', id: 'Carol' },
+          values: { email: 'c@firma.cz', password: 'set', permissions: ['createUser'], userType: 'NORMAL' },
         },
       },
     ]);
     expect(JSON.stringify(p.events)).not.toContain('carol secret');
   });
 
+  test('when a user is created blocked, then USER_CREATED and USER_BLOCKED with the message', () => {
+    expect(plan('<user><username>dora</username><blocked message="not yet">true</blocked></user>').events).toEqual([
+      { group: 'root', body: { type: 'USER_CREATED', entity: { type: 'USER', id: 'dora' }, values: { userType: 'NORMAL' } } },
+      { group: 'root', body: { type: 'USER_BLOCKED', entity: { type: 'USER', id: 'dora' }, values: { blockMessage: 'not yet' } } },
+    ]);
+  });
+
   test('when an update also blocks, then it is USER_UPDATED then USER_BLOCKED with the message; unblocking is USER_UNBLOCKED', () => {
     const blocked = plan('<user><username>anna</username><email>new@firma.cz</email><blocked message="unpaid">true</blocked></user>');
     expect(blocked.events).toEqual([
-      { type: 'USER_UPDATED', group: 'root', entity: { type: 'USER', id: 'anna' }, changes: { email: { from: 'anna@firma.cz', to: 'new@firma.cz' } } },
-      { type: 'USER_BLOCKED', group: 'root', entity: { type: 'USER', id: 'anna' }, changes: { blockMessage: { from: null, to: 'unpaid' } } },
+      { group: 'root', body: { type: 'USER_UPDATED', entity: { type: 'USER', id: 'anna' }, changes: { email: { from: 'anna@firma.cz', to: 'new@firma.cz' } } } },
+      { group: 'root', body: { type: 'USER_BLOCKED', entity: { type: 'USER', id: 'anna' }, values: { blockMessage: 'unpaid' } } },
     ]);
     const snap = snapshot({ ...WORLD, users: [{ ...ANNA, blocked: true, blockMessage: 'unpaid' }, BOB] });
     expect(kinds(plan('<user><username>anna</username><blocked>false</blocked></user>', snap))).toEqual([['USER_UNBLOCKED', 'anna', 'root']]);
@@ -64,17 +68,19 @@ describe('events of users (SPEC §10.1)', () => {
 
   test('when a password changes, then the event says so and carries neither the value nor a hash', () => {
     const p = plan(`<user><username>anna</username><password hash="sha256" salt="t">${'ab'.repeat(32)}</password></user>`);
-    expect(p.events).toEqual([{ type: 'USER_UPDATED', group: 'root', entity: { type: 'USER', id: 'anna' }, changes: { password: { changed: true } } }]);
+    expect(p.events).toEqual([{ group: 'root', body: { type: 'USER_UPDATED', entity: { type: 'USER', id: 'anna' }, changes: { password: { changed: true } } } }]);
     expect(JSON.stringify(p.events)).not.toMatch(/abab|sha256/);
   });
 
   test('when a user is deleted and restored, then USER_DELETED and USER_RESTORED; a user moved names the group it left', () => {
-    expect(kinds(plan('<user action="delete"><username>anna</username></user><user><username>anna</username></user>'))).toEqual([
+    const p = plan('<user action="delete"><username>anna</username></user><user><username>anna</username></user>');
+    expect(kinds(p)).toEqual([
       ['USER_DELETED', 'anna', 'root'],
       ['USER_RESTORED', 'anna', 'root'],
     ]);
+    expect(p.events[1].body.values).toEqual({ email: 'anna@firma.cz', password: 'set', userType: 'NORMAL' });
     const moved = plan('<user><username>anna</username><licenseGroup>ga</licenseGroup></user>');
-    expect(moved.events).toEqual([{ type: 'USER_UPDATED', group: 'ga', entity: { type: 'USER', id: 'anna' }, changes: { licenseGroup: { from: 'root', to: 'ga' } } }]);
+    expect(moved.events).toEqual([{ group: 'ga', body: { type: 'USER_UPDATED', entity: { type: 'USER', id: 'anna' }, changes: { licenseGroup: { from: 'root', to: 'ga' } } } }]);
   });
 });
 
@@ -85,14 +91,8 @@ describe('events of companies and access (SPEC §10.1)', () => {
       ['COMPANY_CREATED', 'nova', 'root'],
       ['ACCESS_GRANTED', 'anna@nova', 'root'],
     ]);
-    expect(p.events[1]).toEqual({
-      type: 'ACCESS_GRANTED',
-      group: 'root',
-      entity: { type: 'ACCESS_LIST', id: 'anna@nova' },
-      changes: { role: { from: null, to: 'ADMIN' } },
-      user: 'anna',
-      company: 'nova',
-    });
+    expect(p.events[0].body.values).toEqual({ name: 'Nova', country: 'CZ', type: 'PODNIKATELE+PU', show: true });
+    expect(p.events[1]).toEqual({ group: 'root', body: { type: 'ACCESS_GRANTED', entity: { type: 'ACCESS_LIST', id: 'anna@nova' }, user: 'anna', company: 'nova', role: 'ADMIN' } });
   });
 
   test('when a company is hidden, shown or renamed, then COMPANY_HIDDEN, COMPANY_SHOWN and COMPANY_UPDATED', () => {
@@ -112,20 +112,16 @@ describe('events of companies and access (SPEC §10.1)', () => {
       ['COMPANY_DELETED', 'firma', 'root'],
     ]);
     // bob lives in ga: his access event needs ga in scope as well as the company's root.
-    expect(p.events[1]).toMatchObject({ userGroup: 'ga', changes: { role: { from: 'UCETNI', to: null } } });
+    expect(p.events[1]).toEqual({ group: 'root', userGroup: 'ga', body: { type: 'ACCESS_REVOKED', entity: { type: 'ACCESS_LIST', id: 'bob@firma' }, user: 'bob', company: 'firma', role: 'UCETNI' } });
   });
 
   test('when a role changes, then ACCESS_CHANGED with both roles; a grant everywhere changes each grant', () => {
     const p = plan('<access user="bob" role="SKLADNIK">firma</access>');
     expect(p.events).toEqual([
       {
-        type: 'ACCESS_CHANGED',
         group: 'root',
         userGroup: 'ga',
-        entity: { type: 'ACCESS_LIST', id: 'bob@firma' },
-        changes: { role: { from: 'UCETNI', to: 'SKLADNIK' } },
-        user: 'bob',
-        company: 'firma',
+        body: { type: 'ACCESS_CHANGED', entity: { type: 'ACCESS_LIST', id: 'bob@firma' }, user: 'bob', company: 'firma', role: 'SKLADNIK', changes: { role: { from: 'UCETNI', to: 'SKLADNIK' } } },
       },
     ]);
     expect(kinds(plan('<access user="anna" role="UCETNI"/>'))).toEqual([['ACCESS_CHANGED', 'anna@firma', 'root']]);
@@ -138,21 +134,16 @@ describe('events of license groups (SPEC §10.1)', () => {
       <licenseGroup><id>gb</id><name>B2</name><param name="country"/></licenseGroup>
       <licenseGroup action="delete"><id>gb</id></licenseGroup>`);
     expect(p.events).toEqual([
-      {
-        type: 'LICENSE_GROUP_CREATED',
-        group: 'gb',
-        entity: { type: 'LICENSE_GROUP', id: 'gb' },
-        changes: { name: { from: null, to: 'B' }, parent: { from: null, to: 'root' }, seats: { from: null, to: 5 }, 'params.country': { from: null, to: 'SK' } },
-      },
-      { type: 'LICENSE_GROUP_UPDATED', group: 'gb', entity: { type: 'LICENSE_GROUP', id: 'gb' }, changes: { name: { from: 'B', to: 'B2' }, 'params.country': { from: 'SK', to: null } } },
-      { type: 'LICENSE_GROUP_DELETED', group: 'root', entity: { type: 'LICENSE_GROUP', id: 'gb' } },
+      { group: 'gb', body: { type: 'LICENSE_GROUP_CREATED', entity: { type: 'LICENSE_GROUP', id: 'gb' }, values: { name: 'B', parent: 'root', seats: 5, params: { country: 'SK' } } } },
+      { group: 'gb', body: { type: 'LICENSE_GROUP_UPDATED', entity: { type: 'LICENSE_GROUP', id: 'gb' }, changes: { name: { from: 'B', to: 'B2' }, 'params.country': { from: 'SK', to: null } } } },
+      { group: 'root', body: { type: 'LICENSE_GROUP_DELETED', entity: { type: 'LICENSE_GROUP', id: 'gb' } } },
     ]);
   });
 
   test('when a group moves, then its update names the old and the new parent', () => {
     const snap = snapshot({ ...WORLD, groups: [...WORLD.groups, group('gc', 'root')] });
     expect(plan('<licenseGroup><id>gc</id><parent>ga</parent></licenseGroup>', snap).events).toEqual([
-      { type: 'LICENSE_GROUP_UPDATED', group: 'gc', entity: { type: 'LICENSE_GROUP', id: 'gc' }, changes: { parent: { from: 'root', to: 'ga' } } },
+      { group: 'gc', body: { type: 'LICENSE_GROUP_UPDATED', entity: { type: 'LICENSE_GROUP', id: 'gc' }, changes: { parent: { from: 'root', to: 'ga' } } } },
     ]);
   });
 });
@@ -182,7 +173,7 @@ describe('no event for what is not committed (SPEC §10.1)', () => {
 });
 
 describe('event type patterns of a subscription (SPEC §10.2)', () => {
-  const event = (type: PlannedEvent['type']): string => type;
+  const event = (type: PlannedEvent['body']['type']): string => type;
   test.each([
     [[], 'USER_CREATED', true],
     [['USER_*'], 'USER_BLOCKED', true],
