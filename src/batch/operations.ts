@@ -40,6 +40,16 @@ export interface LicenseGroupFields {
   params?: Partial<Record<GroupParam, string | null>>;
 }
 
+/** SPEC §10.2; every field already read into its stored form. */
+export interface SubscriptionFields {
+  url?: string;
+  events?: string[];
+  secret?: string;
+  excludeOwn?: boolean;
+  licenseGroup?: string;
+  active?: boolean;
+}
+
 interface OperationBase {
   action: Action;
   /** Set when the element itself is invalid; the operation is then FAILED with this message. */
@@ -72,13 +82,19 @@ export interface LicenseGroupOperation extends OperationBase {
   fields: LicenseGroupFields;
 }
 
+export interface SubscriptionOperation extends OperationBase {
+  kind: 'subscription';
+  id?: string;
+  fields: SubscriptionFields;
+}
+
 export interface UnknownOperation extends OperationBase {
   kind: 'unknown';
   element: string;
   invalid: string;
 }
 
-export type Operation = UserOperation | CompanyOperation | AccessOperation | LicenseGroupOperation | UnknownOperation;
+export type Operation = UserOperation | CompanyOperation | AccessOperation | LicenseGroupOperation | SubscriptionOperation | UnknownOperation;
 
 export interface BatchDocument {
   id: string;

@@ -3,6 +3,7 @@ import type { CompanyRecord } from './companies';
 import type { GroupRecord } from './groups';
 import type { HashAlgorithm } from './passwords';
 import type { UserRecord } from './users';
+import type { SubscriptionRecord } from './webhooks';
 
 /**
  * What passes between the planner (batch/) and the store (store/): the stored rows a batch
@@ -25,6 +26,8 @@ export interface Snapshot {
   groups: readonly GroupRecord[];
   /** What is left in the groups a batch may delete (SnapshotRequest.groupCounts). */
   groupContents: readonly GroupContents[];
+  /** The webhook subscriptions the batch names (SnapshotRequest.subscriptionIds), wherever they are. */
+  subscriptions?: readonly SubscriptionRecord[];
 }
 
 /** What is left in a group: child groups, users that are not deleted, companies, certificates not revoked. */
@@ -34,6 +37,7 @@ export interface GroupContents {
   users: number;
   companies: number;
   certificates: number;
+  subscriptions?: number;
 }
 
 /** The keys a batch may touch; the store loads exactly these into a Snapshot. */
@@ -46,6 +50,7 @@ export interface SnapshotRequest {
   groupIds: string[];
   /** Groups whose contents to count: those a batch may delete. */
   groupCounts: string[];
+  subscriptionIds: string[];
 }
 
 export interface PlannedUser extends UserRecord {
@@ -67,6 +72,24 @@ export type GroupMove =
   | { kind: 'delete'; id: string; parentId: string }
   | { kind: 'recreate'; id: string; parentId: string; formerParentId: string };
 
+/**
+ * A subscription a batch creates or changes (SPEC §10.2), with what the change means for its
+ * deliveries; the store writes the definition and leaves the deliverer's columns alone otherwise.
+ */
+export interface SubscriptionWrite {
+  subscription: SubscriptionRecord;
+  /** A new row (also when the batch deleted one of this id before): it receives what is committed after the batch. */
+  created: boolean;
+  /** The secret changed; the one it replaces, which receivers hold, signs beside it for --webhook-secret-overlap. */
+  rotatedFrom?: string;
+  /** Made active again after being inactive: it receives what is committed after the batch, as a new one would. */
+  restarted: boolean;
+  /** Its state changed: a failed delivery's attempts and retry time start over. */
+  stateChanged: boolean;
+  /** What it receives changed (events, group, excludeOwn): a delivery being retried is composed again. */
+  filterChanged: boolean;
+}
+
 /** The net effect of a batch, in the order the store applies it. */
 export interface ChangeSet {
   deletedCompanies: string[];
@@ -78,8 +101,11 @@ export interface ChangeSet {
   groupMoves: GroupMove[];
   /** Groups whose row changed (name, parent, seats, seats used, parameters), as they end; created ones included. */
   groups: GroupRecord[];
+  /** Subscriptions deleted (also those created again afterwards), then those written. */
+  deletedSubscriptions: string[];
+  subscriptions: SubscriptionWrite[];
 }
 
 export function emptyChangeSet(): ChangeSet {
-  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [] };
+  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [], deletedSubscriptions: [], subscriptions: [] };
 }

@@ -67,6 +67,8 @@ export const NEEDS = {
   changeGroups: { allOf: ['licenseManagement'] },
   deleteCompany: { allOf: ['deleteCompany'] },
   sendSessionBatch: { allOf: ['manageAll', 'licenseManagement'] },
+  /** Creating, changing or deleting a webhook subscription, and listing them (SPEC §10.2). */
+  manageSubscriptions: { allOf: ['manageAll'] },
   /** Seeing other users in /u, and the journal entries of batches others sent. */
   readOthers: { anyOf: ['manageAll', 'createUser'] },
 } as const satisfies Record<string, Need>;

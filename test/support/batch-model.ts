@@ -171,6 +171,7 @@ function defaultId(op: Operation): string {
     case 'access':
       return `${op.username ?? ''}@${op.company ?? '*'}`;
     case 'licenseGroup':
+    case 'subscription':
       return op.id ?? '';
     default:
       return op.element;
