@@ -194,9 +194,9 @@ export function readWebhookUrl(text: string): Reading<string> {
   return { value: url.href };
 }
 
-/** A host as the rules compare it: lower case, IPv6 without brackets, WHATWG's form of an address. */
+/** A host as the rules compare and resolve it: lower case, no final dot, IPv6 without brackets, WHATWG's form of an address. */
 export function normalHost(host: string): string {
-  const bare = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  const bare = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
   try {
     return new URL(`http://${bare.includes(':') ? `[${bare}]` : bare}/`).hostname.replace(/^\[(.*)\]$/, '$1');
   } catch {

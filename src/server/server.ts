@@ -144,6 +144,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     hashPolicy: hashPolicyOf(config),
     onPasswordsWritten: (hashes) => passwordChecks.note(hashes),
     onEventsCommitted: () => tasks?.wake(),
+    webhookAllowHosts: config.webhookAllowHosts,
   });
   const app = createApp({
     config,
