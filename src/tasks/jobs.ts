@@ -2,6 +2,7 @@ import type { Config } from '../config';
 import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
 import type { Store } from '../store/store';
+import { WebhookDeliveries } from './deliveries';
 import { TaskRunner, type DateActionsJob, type DeliveryJob } from './runner';
 
 export interface TaskDeps {
@@ -13,8 +14,8 @@ export interface TaskDeps {
 }
 
 /** The date actions (SPEC §10.3) and webhook deliveries (SPEC §10.2) over one store. */
-export function createJobs(_deps: TaskDeps): { dates?: DateActionsJob; deliveries?: DeliveryJob } {
-  return {};
+export function createJobs(deps: TaskDeps): { dates?: DateActionsJob; deliveries?: DeliveryJob } {
+  return { deliveries: new WebhookDeliveries(deps) };
 }
 
 /** A task runner with every job, as `serve` and `flexi-admin tasks` run it. */
