@@ -654,7 +654,7 @@ describe('planBatch: failures, atomic and the change set (SPEC §5.3)', () => {
         action: 'CREATE_UPDATE',
         id: 'invoice',
         status: 'FAILED',
-        message: 'unknown element <invoice> in <flexibee-batch>; expected <user>, <company>, <access>, <licenseGroup>',
+        message: 'unknown element <invoice> in <flexibee-batch>; expected <user>, <company>, <access>, <licenseGroup>, <subscription>',
       },
     ]);
   });
