@@ -232,7 +232,7 @@ describe('webhook deliveries (SPEC §10.2)', () => {
     expect(userIds(receiver.at('/h-boss'))).toEqual(['wd.h.bycert']);
   });
 
-  test('when a group leaves the subscription's subtree before its events were delivered, then they are not delivered: scope is checked at delivery', async () => {
+  test("when a group leaves the subscription's subtree before its events were delivered, then they are not delivered: scope is checked at delivery", async () => {
     await setup('wd_i', 'wd-i', '/i', '', '<licenseGroup><id>wd_i1</id><name>I1</name><parent>wd_i</parent></licenseGroup>');
     expect((await h.listed('wd-i')).pending).toBe(0);
     receiver.respond('/i', (_r, n) => ({ status: n === 0 ? 410 : 204 }));
