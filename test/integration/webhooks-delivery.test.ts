@@ -281,6 +281,12 @@ describe('webhook deliveries (SPEC §10.2)', () => {
     expect(retry.at - first.at).toBeGreaterThanOrEqual(2000);
     expect(retry.headers['webhook-id']).toBe(first.headers['webhook-id']);
   });
+
+  // Runs last in this file's order: every request any test above made the endpoint receive.
+  test('when all of the above has been delivered, then every request the endpoint received verifies with the subscriptions\' secret', () => {
+    expect(receiver.received.length).toBeGreaterThan(20);
+    for (const delivery of receiver.received) expect(() => verified(delivery, secret)).not.toThrow();
+  });
 });
 
 describe('webhook deliveries: timeouts and a secret without overlap (SPEC §10.2)', () => {
@@ -307,6 +313,7 @@ describe('webhook deliveries: timeouts and a secret without overlap (SPEC §10.2
     const got = await receiver.waitForRequests('/t', 2);
     expect(got[1].headers['webhook-id']).toBe(got[0].headers['webhook-id']);
     expect(got[1].body).toBe(got[0].body);
+    for (const d of got) verified(d, secret);
     await receiver.waitFor(async () => (await h.listed('wt-t')).lastDelivery?.status === 204);
   });
 
