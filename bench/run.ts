@@ -10,10 +10,13 @@
  *   E  the rows of A written with raw better-sqlite3 prepared statements in one
  *      transaction, in this process                                   operations/s, A / E
  *   F  plain-text passwords hashed by a second server under pbkdf2             users/s
+ *   G  10 000 events from batches delivered by webhook to an endpoint on 127.0.0.1 that
+ *      answers at once: the time until all arrived, and how many deliveries carried them  events/s
  *
  * It prints a table and writes bench/results.json. `--scale 0.01 --duration 1` is the tiny
  * run that `npm test` does (test/integration/bench.test.ts), so that this never rots.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -24,12 +27,13 @@ import { isPostgresUrl } from '../src/store/open-store';
 import { writePostgresBaseline } from './postgres-baseline';
 import { writeBaseline } from './sqlite-baseline';
 import { clientAgent, expectAll, resultStats, send, startBenchServer, type BenchServer } from './server';
-import { countsAt, entityWorkload, groupChain, groupChainBatch, oneUserBatch, plainPasswordBatch } from './workload';
+import { startBenchReceiver } from './webhook-receiver';
+import { countsAt, entityWorkload, eventUsersBatch, groupChain, groupChainBatch, oneUserBatch, plainPasswordBatch, subscriptionBatch } from './workload';
 
 /** dist-bench/bench/run.js → the repository; the server is the dist-bench/src this run just compiled. */
 const REPO_ROOT = resolve(__dirname, '..', '..');
 const CLI_JS = resolve(__dirname, '..', 'src', 'cli.js');
-const PHASES = ['A', 'B', 'C', 'D', 'E', 'F'] as const;
+const PHASES = ['A', 'B', 'C', 'D', 'E', 'F', 'G'] as const;
 type Phase = (typeof PHASES)[number];
 const CLIENTS = 8;
 
@@ -50,7 +54,7 @@ export interface BenchOptions {
 
 export interface PhaseResult {
   what: string;
-  /** operations (A, B, C, E), batches (D) or users (F) */
+  /** operations (A, B, C, E), batches (D), users (F) or events (G) */
   unit: string;
   count: number;
   seconds: number;
@@ -70,11 +74,11 @@ export interface BenchResults {
 
 const HELP = `usage: npm run bench -- [options]
 
-  --scale N               size factor: A is 10 000 operations × N, C ten times A, F 64 × N users (default 1)
+  --scale N               size factor: A is 10 000 operations × N, C ten times A, F 64 × N users, G 10 000 × N events (default 1)
   --duration S            seconds of phase D (default 10)
   --out FILE              where the results go (default bench/results.json)
   --db URL                run the servers on this postgres:// store (default: SQLite files in a temporary folder)
-  --phases A,B,…          run only these phases (default all: A,B,C,D,E,F)
+  --phases A,B,…          run only these phases (default all: A,B,C,D,E,F,G)
   --pbkdf2-iterations N   iterations of phase F (default ${DEFAULT_PBKDF2_ITERATIONS}, the server's default)
   --cpu-prof DIR          run the main server (A–D) under node --cpu-prof, profiles into DIR
   --keep                  keep the temporary folder (stores, certificates) and say where it is
@@ -171,6 +175,7 @@ export function formatTable(results: BenchResults): string {
     if (typeof r.p50Ms === 'number') extra.push(`p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${CLIENTS} clients`);
     if (typeof r.rows === 'number') extra.push(`${r.rows} rows`);
     if (typeof r.iterations === 'number') extra.push(`pbkdf2 ${r.iterations} iterations`);
+    if (typeof r.deliveries === 'number') extra.push(`${r.deliveries} deliveries, ${r.batches} batches`);
     if (phase === 'E' && results.ratios.AoverE !== undefined) extra.push(`A / E = ${results.ratios.AoverE}`);
     rows.push([phase, r.what, `${r.count} ${r.unit}`, r.seconds.toFixed(3), r.perSecond.toFixed(1), extra.join('; ')]);
   }
@@ -350,6 +355,34 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       } finally {
         agent.destroy();
         await server.stop();
+      }
+    }
+    if (run.has('G')) {
+      // Events of batches, delivered by the server's own task runner to an endpoint that answers at
+      // once: from the first batch sent to the last event received (issue 12: at most 20 s at scale 1).
+      const events = Math.max(10, Math.round(10_000 * options.scale));
+      const perBatch = 1000;
+      const receiver = await startBenchReceiver();
+      const server = await start(storeOf('webhooks'), ['--webhook-allow-hosts', '127.0.0.1']);
+      const agent = clientAgent(certs, 1);
+      try {
+        const secret = `whsec_${randomBytes(24).toString('base64')}`;
+        expectAll(await send(agent, server.port, 'PUT', '/admin/batch', subscriptionBatch(`bench-${nonce}-G`, 'bench', receiver.url, secret)), 'created', 1, 'G');
+        progress(`G: ${events} events in batches of ${perBatch}, delivered by webhook`);
+        const started = process.hrtime.bigint();
+        let batches = 0;
+        for (let from = 0; from < events; from += perBatch) {
+          const count = Math.min(perBatch, events - from);
+          expectAll(await send(agent, server.port, 'PUT', '/admin/batch', eventUsersBatch(`bench-${nonce}-G${batches}`, `g${nonce}`, from, count)), 'created', count, 'G');
+          batches += 1;
+        }
+        const sent = seconds(started);
+        const { seconds: s, deliveries } = await receiver.waitFor(events, started, 120_000);
+        results.phases.G = rate('events delivered by webhook', 'events', events, s, { deliveries, batches, batchesSentSeconds: round(sent) });
+      } finally {
+        agent.destroy();
+        await server.stop();
+        await receiver.close();
       }
     }
     results.machine.loadAverageAtEnd = loadavg().map((l) => round(l, 2));

@@ -128,3 +128,15 @@ export function plainPasswordBatch(batchId: string, prefix: string, count: numbe
   }
   return document(batchId, parts.join(''));
 }
+
+/** Users `from` … `from + count - 1` without passwords: one USER_CREATED event each (phase G). */
+export function eventUsersBatch(batchId: string, prefix: string, from: number, count: number): string {
+  const parts: string[] = [];
+  for (let i = from; i < from + count; i++) parts.push(`<user><username>${prefix}.event${i}</username><email>${prefix}.event${i}@bench.example</email></user>\n`);
+  return document(batchId, parts.join(''));
+}
+
+/** One webhook subscription of every event to `url` (phase G); the bench's own events included. */
+export function subscriptionBatch(batchId: string, id: string, url: string, secret: string): string {
+  return document(batchId, `<subscription><id>${id}</id><url>${url}</url><secret>${secret}</secret><excludeOwn>false</excludeOwn></subscription>\n`);
+}

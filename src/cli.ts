@@ -163,6 +163,7 @@ const COMMANDS: Record<string, Command> = {
         const executor = new BatchExecutor(store, {
           maxOperations: config.maxOperations,
           hashPolicy: hashPolicyOf(config),
+          webhookAllowHosts: config.webhookAllowHosts,
         });
         let outcome;
         try {

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { SUBSCRIPTION_STATES, type SubscriptionState } from './domain/webhooks';
 
 /** Why an authentication failed, as a bounded label (the log line says the rest). */
 export const AUTH_FAILURES = [
@@ -18,6 +19,14 @@ export const AUTH_FAILURES = [
 ] as const;
 export type AuthFailure = (typeof AUTH_FAILURES)[number];
 
+/** What became of one webhook delivery attempt (SPEC §10.2). */
+export const DELIVERY_OUTCOMES = ['delivered', 'rejected', 'gone', 'timeout', 'failed', 'refused'] as const;
+export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
+export const SUSPENSION_REASONS = ['gone', 'retries-exhausted'] as const;
+
+/** The webhook figures read from the store at each scrape, by subscription state. */
+export type WebhookFigures = Record<SubscriptionState, { subscriptions: number; lagSeconds: number }>;
+
 /**
  * What the server counts for `GET /metrics` (Prometheus text, prom-client). One registry per
  * server, so that several servers in one process (the tests) do not share counts; the process's
@@ -35,6 +44,11 @@ export interface Metrics {
   readonly requestsInFlight: Gauge;
   /** Rounds of the task runner (SPEC §10.4) by task (dates, deliveries, retention) and outcome (ok, error). */
   readonly taskRuns: Counter<'task' | 'outcome'>;
+  /** Webhook delivery attempts by outcome: delivered (2xx), rejected (another answer), gone (410), timeout, failed (no connection), refused (a refused address). */
+  readonly webhookDeliveries: Counter<'outcome'>;
+  readonly webhookSuspensions: Counter<'reason'>;
+  /** Where the webhook gauges come from at scrape time (the server sets it once its store is open). */
+  watchWebhooks(source: () => Promise<WebhookFigures>): void;
 }
 
 export function createMetrics(): Metrics {
@@ -45,6 +59,35 @@ export function createMetrics(): Metrics {
   // Every reason is listed from the start, at 0, so that a rate over it is defined before the first failure.
   for (const reason of AUTH_FAILURES) authFailures.inc({ reason }, 0);
   const taskRuns = new Counter({ name: 'flexi_task_runs_total', help: 'Rounds of the task runner by task and outcome', labelNames: ['task', 'outcome'], registers: [registry] });
+  const webhookDeliveries = new Counter({ name: 'flexi_webhook_deliveries_total', help: 'Webhook delivery attempts by outcome', labelNames: ['outcome'], registers: [registry] });
+  for (const outcome of DELIVERY_OUTCOMES) webhookDeliveries.inc({ outcome }, 0);
+  const webhookSuspensions = new Counter({ name: 'flexi_webhook_suspensions_total', help: 'Webhook subscriptions suspended, by reason', labelNames: ['reason'], registers: [registry] });
+  for (const reason of SUSPENSION_REASONS) webhookSuspensions.inc({ reason }, 0);
+  // Both gauges come from one read of the store per scrape (kept for a second, so the two agree).
+  let source: (() => Promise<WebhookFigures>) | undefined;
+  let read: { at: number; figures: Promise<WebhookFigures> } | undefined;
+  const figures = (): Promise<WebhookFigures> | undefined => {
+    if (!source) return undefined;
+    if (!read || Date.now() - read.at > 1000) read = { at: Date.now(), figures: source() };
+    return read.figures;
+  };
+  const webhookGauge = (name: string, help: string, pick: (f: WebhookFigures[keyof WebhookFigures]) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        const now = figures();
+        if (!now) return;
+        // A store that cannot answer right now leaves the last figures in place rather than failing the scrape.
+        const known = await now.catch(() => undefined);
+        if (known) for (const state of SUBSCRIPTION_STATES) this.set({ state }, pick(known[state]));
+      },
+    });
+  };
+  webhookGauge('flexi_webhook_subscriptions', 'Webhook subscriptions by state', (f) => f.subscriptions);
+  webhookGauge('flexi_webhook_delivery_lag_seconds', 'Age of the oldest event not yet delivered, over the subscriptions of each state (0: none waiting)', (f) => f.lagSeconds);
   return {
     registry,
     batches: new Counter({ name: 'flexi_batches_total', help: 'Batches by outcome', labelNames: ['outcome'], registers: [registry] }),
@@ -60,5 +103,8 @@ export function createMetrics(): Metrics {
     storeCommit: new Histogram({ name: 'flexi_store_commit_duration_seconds', help: 'Durable commits of batches', labelNames: ['store'], buckets: seconds, registers: [registry] }),
     requestsInFlight: new Gauge({ name: 'flexi_http_requests_in_flight', help: 'HTTP requests being received or answered', registers: [registry] }),
     taskRuns,
+    webhookDeliveries,
+    webhookSuspensions,
+    watchWebhooks: (from) => void (source = from),
   };
 }

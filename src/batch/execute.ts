@@ -9,6 +9,7 @@ import type { BatchDocument } from './operations';
 import { parseBatch } from './parse';
 import { planBatch, snapshotRequest, type PlannedUser, type Snapshot } from './plan';
 import { countByEntity, countResults, renderResult, type Stats } from '../xml/result';
+import { resolveWebhookHosts, type HostLookup } from './webhook-hosts';
 
 export interface ExecutorOptions {
   maxOperations: number;
@@ -17,6 +18,10 @@ export interface ExecutorOptions {
   onPasswordsWritten?: (hashes: Array<string | null>) => void;
   /** Told, once they are committed, that a batch wrote events (the task runner delivers them). */
   onEventsCommitted?: (count: number) => void;
+  /** Hosts a webhook URL may name whatever their addresses, and with http:// (--webhook-allow-hosts). */
+  webhookAllowHosts?: readonly string[];
+  /** How webhook host names are resolved before planning (the system's resolver by default). */
+  lookupHost?: HostLookup;
 }
 
 export interface BatchOutcome {
@@ -123,12 +128,15 @@ export class BatchExecutor {
     if (this.inFlight.has(flight)) throw alreadyInFlight(doc.id);
     this.inFlight.add(flight);
     try {
+      const allowHosts = this.options.webhookAllowHosts ?? [];
+      const resolved = await resolveWebhookHosts(doc, allowHosts, this.options.lookupHost);
       const { written, events, ...outcome } = await this.store.inBatch(async (tx) => {
         const snapshot = await tx.loadSnapshot(snapshotRequest(doc, principal), principal.scope);
         const verified = await verifyAgainstSnapshot(doc, snapshot);
         const plan = planBatch(doc, snapshot, {
           principal,
           passwordMatches: (stored, plain) => verified.get(pairKey(stored, plain)) ?? verifyPasswordSync(stored, plain),
+          webhooks: { allowHosts, resolved },
         });
         const xml = renderResult({ id: doc.id, dryRun: doc.dryRun }, plan.results);
         let written: Array<string | null> = [];

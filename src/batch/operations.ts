@@ -55,6 +55,16 @@ export interface DateActionFields {
   active?: boolean;
 }
 
+/** SPEC §10.2; every field already read into its stored form. */
+export interface SubscriptionFields {
+  url?: string;
+  events?: string[];
+  secret?: string;
+  excludeOwn?: boolean;
+  licenseGroup?: string;
+  active?: boolean;
+}
+
 interface OperationBase {
   action: Action;
   /** Set when the element itself is invalid; the operation is then FAILED with this message. */
@@ -93,13 +103,19 @@ export interface DateActionOperation extends OperationBase {
   fields: DateActionFields;
 }
 
+export interface SubscriptionOperation extends OperationBase {
+  kind: 'subscription';
+  id?: string;
+  fields: SubscriptionFields;
+}
+
 export interface UnknownOperation extends OperationBase {
   kind: 'unknown';
   element: string;
   invalid: string;
 }
 
-export type Operation = UserOperation | CompanyOperation | AccessOperation | LicenseGroupOperation | DateActionOperation | UnknownOperation;
+export type Operation = UserOperation | CompanyOperation | AccessOperation | LicenseGroupOperation | DateActionOperation | SubscriptionOperation | UnknownOperation;
 
 export interface BatchDocument {
   id: string;

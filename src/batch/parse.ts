@@ -21,6 +21,7 @@ import { findPermission, PERMISSION_NAMES, type Permissions } from '../domain/pe
 import { DIGEST_HEX_DIGITS, formatStoredHash, HASH_ALGORITHMS, isDigestOf, isHashAlgorithm, isPbkdf2Iterations, MAX_PBKDF2_ITERATIONS } from '../domain/passwords';
 import { findRole, unknownRoleMessage } from '../domain/roles';
 import { isUserType, USER_FIELDS, USERNAME_PATTERN, USER_TYPES } from '../domain/users';
+import { readEventPatterns, readSecret, readWebhookUrl, SUBSCRIPTION_ID_PATTERN } from '../domain/webhooks';
 import { FlexiError } from '../errors';
 import type {
   AccessOperation,
@@ -32,6 +33,7 @@ import type {
   LicenseGroupFields,
   LicenseGroupOperation,
   Operation,
+  SubscriptionOperation,
   UserFields,
   UserOperation,
 } from './operations';
@@ -57,7 +59,8 @@ const USER_ELEMENTS = ['username', 'password', ...USER_FIELDS.map((f) => f.name)
 const COMPANY_ELEMENTS = ['id', 'name', 'country', ...COMPANY_FIELDS.map((f) => f.name), 'type', 'adminUser', 'show', 'licenseGroup'];
 const LICENSE_GROUP_ELEMENTS = ['id', 'name', 'parent', 'seats', 'param'];
 const DATE_ACTION_ELEMENTS = ['id', 'entity', 'field', 'offset', 'do', 'message', 'licenseGroup', 'active'];
-const OPERATION_ELEMENTS = ['user', 'company', 'access', 'licenseGroup', 'dateAction'];
+const SUBSCRIPTION_ELEMENTS = ['id', 'url', 'events', 'secret', 'excludeOwn', 'licenseGroup', 'active'];
+const OPERATION_ELEMENTS = ['user', 'company', 'access', 'licenseGroup', 'dateAction', 'subscription'];
 /** Seats of one group: a whole number, at most this (far more than any deployment). */
 const MAX_SEATS = 100_000_000;
 
@@ -441,6 +444,48 @@ function parseDateActionId(text: string): string {
   return text;
 }
 
+/** A field's reading, or this operation FAILED with its reason. */
+function valueOf<T>(reading: { value: T } | { error: string }): T {
+  return 'error' in reading ? invalid(reading.error) : reading.value;
+}
+
+function readSubscription(element: XmlElement, op: SubscriptionOperation): void {
+  // The id is read first, so that even an otherwise invalid subscription is reported by name.
+  const id = element.children.find((c) => c.name === 'id');
+  if (id) {
+    const text = textOf(id);
+    if (!SUBSCRIPTION_ID_PATTERN.test(text)) invalid(`subscription id '${text.slice(0, 80)}' is not valid: subscription ids are 1–64 characters of a–z, 0–9, _ and -`);
+    op.id = text;
+  }
+  assertAttributes(element, ['action']);
+  op.action = parseAction(element);
+  const fields = fieldsOf(element, SUBSCRIPTION_ELEMENTS);
+  if (!op.id) invalid('a <subscription> needs an <id>');
+  const out = op.fields;
+  for (const [name, field] of fields) {
+    switch (name) {
+      case 'url':
+        out.url = valueOf(readWebhookUrl(textOf(field)));
+        break;
+      case 'events':
+        out.events = valueOf(readEventPatterns(textOf(field)));
+        break;
+      case 'secret':
+        out.secret = valueOf(readSecret(textOf(field)));
+        break;
+      case 'excludeOwn':
+        out.excludeOwn = parseBoolean(textOf(field), '<excludeOwn>');
+        break;
+      case 'active':
+        out.active = parseBoolean(textOf(field), '<active>');
+        break;
+      case 'licenseGroup':
+        out.licenseGroup = parseGroupId(textOf(field), 'license group');
+        break;
+    }
+  }
+}
+
 /** Runs a reader; an InvalidOperation marks the operation FAILED and keeps what was read so far. */
 function read<T extends Operation>(op: T, reader: (element: XmlElement, op: T) => void, element: XmlElement): T {
   try {
@@ -503,6 +548,9 @@ export function parseBatch(body: string, limits: ParseLimits): BatchDocument {
         break;
       case 'dateAction':
         operations.push(read<DateActionOperation>({ kind: 'dateAction', action: 'create-update', fields: {} }, readDateAction, element));
+        break;
+      case 'subscription':
+        operations.push(read<SubscriptionOperation>({ kind: 'subscription', action: 'create-update', fields: {} }, readSubscription, element));
         break;
       case 'access': {
         const op = read<AccessOperation>({ kind: 'access', action: 'create-update' }, readAccess, element);

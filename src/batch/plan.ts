@@ -7,9 +7,10 @@ import { GROUP_PARAMS, GroupTree, noFreeSeat, type GroupParam, type GroupParams,
 import { DEFAULT_COUNTRY, defaultOrgType, isCountry, ORG_TYPES_BY_COUNTRY, orgTypeFits, type Country } from '../domain/org-types';
 import { isHashAlgorithm } from '../domain/passwords';
 import { beyondActor, missingFor, PERMISSION_NAMES, runsCompany, takeoverBlocker, type GuardedOperation, type Permissions } from '../domain/permissions';
-import { ROOT_GROUP, type Principal } from '../domain/principals';
+import { eventCredential, ROOT_GROUP, type Principal } from '../domain/principals';
 import { DEFAULT_ROLE, findRole, type RoleCode } from '../domain/roles';
 import { newUserRecord, USER_FIELDS, userKey, type UserRecord } from '../domain/users';
+import { canonicalPatterns, sameSecret, webhookTargetProblem, type SubscriptionRecord, type WebhookRules } from '../domain/webhooks';
 import { accessEvent, companyDeleted, companyEvents, groupEvent, userEvents, type PlannedEvent } from '../domain/events';
 import {
   emptyChangeSet,
@@ -20,6 +21,7 @@ import {
   type PlannedUser,
   type Snapshot,
   type SnapshotRequest,
+  type SubscriptionWrite,
 } from '../domain/changes';
 import type { OperationResult, Status } from '../domain/results';
 import type {
@@ -30,6 +32,7 @@ import type {
   DateActionOperation,
   LicenseGroupOperation,
   Operation,
+  SubscriptionOperation,
   UserFields,
   UserOperation,
 } from './operations';
@@ -40,7 +43,11 @@ export interface PlanContext {
   principal: Principal;
   /** Whether a plain-text password matches a stored hash (precomputed off the event loop). */
   passwordMatches(stored: string, plain: string): boolean;
+  /** Where webhooks may go (SPEC §10.2): the server's allowed hosts and the URL host names resolved before planning. */
+  webhooks?: WebhookRules;
 }
+
+const NO_WEBHOOK_RULES: WebhookRules = { allowHosts: [], resolved: new Map() };
 
 export type { OperationResult, Status } from '../domain/results';
 
@@ -62,7 +69,12 @@ export function snapshotRequest(doc: BatchDocument, principal?: Principal): Snap
   const groups = new Set<string>(principal ? [principal.scope] : []);
   const counted = new Set<string>();
   const dateActions = new Set<string>();
+  const subscriptions = new Set<string>();
   for (const op of doc.operations) {
+    if (op.kind === 'subscription' && op.id) {
+      subscriptions.add(op.id);
+      if (op.fields.licenseGroup) groups.add(op.fields.licenseGroup);
+    }
     if (op.kind === 'user' || op.kind === 'access') {
       if (op.username) users.add(userKey(op.username));
     }
@@ -91,6 +103,7 @@ export function snapshotRequest(doc: BatchDocument, principal?: Principal): Snap
     groupIds: [...groups],
     groupCounts: [...counted],
     dateActionIds: [...dateActions],
+    subscriptionIds: [...subscriptions],
   };
 }
 
@@ -163,6 +176,15 @@ function sameParams(a: GroupParams, b: GroupParams): boolean {
   return GROUP_PARAMS.every((p) => a[p] === b[p]);
 }
 
+/** What a subscription receives: its events, its group's subtree, and whether its owner's own events are left out. */
+function sameFilter(a: SubscriptionRecord, b: SubscriptionRecord): boolean {
+  return a.events.join(' ') === b.events.join(' ') && a.licenseGroup === b.licenseGroup && a.excludeOwn === b.excludeOwn;
+}
+
+function sameSubscription(a: SubscriptionRecord, b: SubscriptionRecord): boolean {
+  return a.url === b.url && sameFilter(a, b) && sameSecret(a.secret, b.secret) && a.state === b.state;
+}
+
 function sameGroup(a: GroupRecord, b: GroupRecord): boolean {
   return a.name === b.name && a.parentId === b.parentId && a.seats === b.seats && a.seatsUsed === b.seatsUsed && sameParams(a.params, b.params);
 }
@@ -211,6 +233,12 @@ class WorkingState {
    */
   readonly events: PlannedEvent[] = [];
 
+  readonly subscriptions = new Map<string, SubscriptionRecord>();
+  private readonly originalSubscriptions = new Map<string, SubscriptionRecord>();
+  private readonly touchedSubscriptions = new Set<string>();
+  /** Subscriptions deleted during the batch: one of the same id created after is a new one. */
+  private readonly deletedSubscriptions = new Set<string>();
+
   constructor(snapshot: Snapshot) {
     for (const u of snapshot.users) {
       this.originalUsers.set(u.key, u);
@@ -232,6 +260,10 @@ class WorkingState {
       this.originalDateActions.set(a.id, a);
       this.dateActions.set(a.id, a);
     }
+    for (const s of snapshot.subscriptions ?? []) {
+      this.originalSubscriptions.set(s.id, s);
+      this.subscriptions.set(s.id, s);
+    }
   }
 
   grantGroupOf(companyId: string): string | undefined {
@@ -243,9 +275,9 @@ class WorkingState {
     return this.contents.get(id);
   }
 
-  private count(group: string | null | undefined, what: 'groups' | 'users' | 'companies' | 'dateActions', delta: number): void {
+  private count(group: string | null | undefined, what: 'groups' | 'users' | 'companies' | 'dateActions' | 'subscriptions', delta: number): void {
     const c = group ? this.contents.get(group) : undefined;
-    if (c) c[what] += delta;
+    if (c) c[what] = (c[what] ?? 0) + delta;
   }
 
   putGroup(group: GroupRecord): void {
@@ -385,6 +417,50 @@ class WorkingState {
     if (this.originalDateActions.has(id)) this.deletedDateActions.add(id);
   }
 
+  putSubscription(subscription: SubscriptionRecord): void {
+    this.count(this.subscriptions.get(subscription.id)?.licenseGroup, 'subscriptions', -1);
+    this.count(subscription.licenseGroup, 'subscriptions', 1);
+    this.subscriptions.set(subscription.id, subscription);
+    this.touchedSubscriptions.add(subscription.id);
+  }
+
+  deleteSubscription(subscription: SubscriptionRecord): void {
+    this.count(subscription.licenseGroup, 'subscriptions', -1);
+    this.subscriptions.delete(subscription.id);
+    this.touchedSubscriptions.add(subscription.id);
+    this.deletedSubscriptions.add(subscription.id);
+  }
+
+  /**
+   * The subscriptions to delete and to write. Compared with the stored one, not with the batch's
+   * steps: a secret changed twice in one batch still has the stored secret, which receivers hold,
+   * as the one that keeps signing for the overlap.
+   */
+  private subscriptionChanges(): Pick<ChangeSet, 'deletedSubscriptions' | 'subscriptions'> {
+    const deleted: string[] = [];
+    const written: SubscriptionWrite[] = [];
+    for (const id of this.touchedSubscriptions) {
+      const now = this.subscriptions.get(id);
+      const before = this.originalSubscriptions.get(id);
+      const fresh = before === undefined || this.deletedSubscriptions.has(id);
+      if (before && (!now || fresh)) deleted.push(id);
+      if (!now) continue;
+      if (fresh) {
+        written.push({ subscription: now, created: true, restarted: false, stateChanged: false, filterChanged: false });
+      } else if (!sameSubscription(before, now)) {
+        written.push({
+          subscription: now,
+          created: false,
+          ...(sameSecret(before.secret, now.secret) ? {} : { rotatedFrom: before.secret }),
+          restarted: before.state === 'inactive' && now.state === 'active',
+          stateChanged: before.state !== now.state,
+          filterChanged: !sameFilter(before, now),
+        });
+      }
+    }
+    return { deletedSubscriptions: deleted, subscriptions: written };
+  }
+
   /** The net changes; `algorithmOf` names the algorithm of a user's new plain-text password. */
   changes(algorithmOf: (user: WorkingUser) => PlannedUser['hashAlgorithm']): ChangeSet {
     const users: PlannedUser[] = [];
@@ -425,7 +501,7 @@ class WorkingState {
       if (gone) dateActions.push({ kind: 'delete', id });
       if (now && (!before || !sameDateAction(before, now))) dateActions.push({ kind: 'put', action: now });
     }
-    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess, groupMoves: this.groupMoves, groups, dateActions };
+    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess, groupMoves: this.groupMoves, groups, dateActions, ...this.subscriptionChanges() };
   }
 }
 
@@ -457,6 +533,8 @@ class Planner {
           return { ...head, ...this.licenseGroup(op) };
         case 'dateAction':
           return { ...head, ...this.dateAction(op) };
+        case 'subscription':
+          return { ...head, ...this.subscription(op) };
         default:
           return { ...head, status: 'FAILED', message: 'unknown operation' };
       }
@@ -999,6 +1077,61 @@ class Planner {
     if (missing) fail(`permission denied: a date action that does ${action.do} to ${what} needs ${missing}, which you do not have`);
   }
 
+  // ── webhook subscriptions (SPEC §10.2) ──────────────────────────────────────────────
+
+  private subscription(op: SubscriptionOperation): Outcome {
+    this.require('manageSubscriptions');
+    const id = op.id as string;
+    const existing = this.state.subscriptions.get(id);
+    const current = existing && this.groupVisible(existing.licenseGroup) ? existing : undefined;
+    if (op.action === 'delete') {
+      if (!current) return skip('subscription does not exist');
+      this.state.deleteSubscription(current);
+      return new Outcome('DELETED');
+    }
+    const fields = op.fields;
+    if (!current) {
+      if (!fields.url) return fail(`subscription '${id}' does not exist, and a subscription cannot be created without a <url>`);
+      if (!fields.secret) return fail('a subscription cannot be created without a <secret>');
+      const group = fields.licenseGroup === undefined ? this.scope : this.visibleGroup(fields.licenseGroup).id;
+      this.requireWebhookTarget(fields.url);
+      const { principal } = this.ctx;
+      const subscription: SubscriptionRecord = {
+        id,
+        url: fields.url,
+        events: fields.events ?? canonicalPatterns([]),
+        secret: fields.secret,
+        excludeOwn: fields.excludeOwn ?? true,
+        licenseGroup: group,
+        state: fields.active === false ? 'inactive' : 'active',
+        owner: { credential: eventCredential(principal), user: principal.actingUser ?? null },
+      };
+      this.requireFreeId(existing !== undefined, `subscription id ${id}`);
+      this.state.putSubscription(subscription);
+      return new Outcome('CREATED');
+    }
+    const next: SubscriptionRecord = { ...current };
+    // A URL already accepted is not judged again (its host's DNS may be down right now): it is checked at every delivery.
+    if (fields.url !== undefined && fields.url !== current.url) {
+      this.requireWebhookTarget(fields.url);
+      next.url = fields.url;
+    }
+    if (fields.events !== undefined) next.events = fields.events;
+    if (fields.secret !== undefined && !sameSecret(fields.secret, current.secret)) next.secret = fields.secret;
+    if (fields.excludeOwn !== undefined) next.excludeOwn = fields.excludeOwn;
+    if (fields.licenseGroup !== undefined) next.licenseGroup = this.visibleGroup(fields.licenseGroup).id;
+    // <active>true</active> resumes a suspended subscription as well as an inactive one (SPEC §10.2).
+    if (fields.active !== undefined) next.state = fields.active ? 'active' : 'inactive';
+    if (sameSubscription(current, next)) return skip();
+    this.state.putSubscription(next);
+    return new Outcome('UPDATED', current.state === 'suspended' && next.state === 'active' ? 'resumed' : undefined);
+  }
+
+  private requireWebhookTarget(url: string): void {
+    const problem = webhookTargetProblem(url, this.ctx.webhooks ?? NO_WEBHOOK_RULES);
+    if (problem) fail(problem);
+  }
+
   get events(): PlannedEvent[] {
     return this.state.events;
   }
@@ -1026,6 +1159,7 @@ function leftIn(c: GroupContents): string[] {
     ...of(c.companies, 'company', 'companies'),
     ...of(c.certificates, 'certificate', 'certificates'),
     ...of(c.dateActions, 'date action', 'date actions'),
+    ...of(c.subscriptions ?? 0, 'subscription', 'subscriptions'),
   ];
 }
 
@@ -1054,6 +1188,8 @@ function describe(op: Operation): OperationResult {
       return { type: 'LICENSE_GROUP', action, id: op.id ?? '', status: 'FAILED' };
     case 'dateAction':
       return { type: 'DATE_ACTION', action, id: op.id ?? '', status: 'FAILED' };
+    case 'subscription':
+      return { type: 'SUBSCRIPTION', action, id: op.id ?? '', status: 'FAILED' };
     default:
       return { type: 'UNKNOWN', action, id: op.element, status: 'FAILED' };
   }

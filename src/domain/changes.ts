@@ -4,6 +4,7 @@ import type { DateActionRecord } from './date-actions';
 import type { GroupRecord } from './groups';
 import type { HashAlgorithm } from './passwords';
 import type { UserRecord } from './users';
+import type { SubscriptionRecord } from './webhooks';
 
 /**
  * What passes between the planner (batch/) and the store (store/): the stored rows a batch
@@ -28,6 +29,8 @@ export interface Snapshot {
   groupContents: readonly GroupContents[];
   /** The date actions the batch names (SPEC §10.3), wherever they are: their ids are global. */
   dateActions: readonly DateActionRecord[];
+  /** The webhook subscriptions the batch names (SnapshotRequest.subscriptionIds), wherever they are. */
+  subscriptions?: readonly SubscriptionRecord[];
 }
 
 /** What is left in a group: child groups, users that are not deleted, companies, certificates not revoked, date actions. */
@@ -38,6 +41,7 @@ export interface GroupContents {
   companies: number;
   certificates: number;
   dateActions: number;
+  subscriptions?: number;
 }
 
 /** The keys a batch may touch; the store loads exactly these into a Snapshot. */
@@ -51,6 +55,7 @@ export interface SnapshotRequest {
   /** Groups whose contents to count: those a batch may delete. */
   groupCounts: string[];
   dateActionIds: string[];
+  subscriptionIds: string[];
 }
 
 export interface PlannedUser extends UserRecord {
@@ -78,6 +83,24 @@ export type GroupMove =
  */
 export type DateActionChange = { kind: 'put'; action: DateActionRecord } | { kind: 'delete'; id: string };
 
+/**
+ * A subscription a batch creates or changes (SPEC §10.2), with what the change means for its
+ * deliveries; the store writes the definition and leaves the deliverer's columns alone otherwise.
+ */
+export interface SubscriptionWrite {
+  subscription: SubscriptionRecord;
+  /** A new row (also when the batch deleted one of this id before): it receives what is committed after the batch. */
+  created: boolean;
+  /** The secret changed; the one it replaces, which receivers hold, signs beside it for --webhook-secret-overlap. */
+  rotatedFrom?: string;
+  /** Made active again after being inactive: it receives what is committed after the batch, as a new one would. */
+  restarted: boolean;
+  /** Its state changed: a failed delivery's attempts and retry time start over. */
+  stateChanged: boolean;
+  /** What it receives changed (events, group, excludeOwn): a delivery being retried is composed again. */
+  filterChanged: boolean;
+}
+
 /** The net effect of a batch, in the order the store applies it. */
 export interface ChangeSet {
   deletedCompanies: string[];
@@ -91,8 +114,11 @@ export interface ChangeSet {
   groups: GroupRecord[];
   /** In the order to apply them. */
   dateActions: DateActionChange[];
+  /** Subscriptions deleted (also those created again afterwards), then those written. */
+  deletedSubscriptions: string[];
+  subscriptions: SubscriptionWrite[];
 }
 
 export function emptyChangeSet(): ChangeSet {
-  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [], dateActions: [] };
+  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [], dateActions: [], deletedSubscriptions: [], subscriptions: [] };
 }

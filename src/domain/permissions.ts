@@ -74,6 +74,8 @@ export const NEEDS = {
   scheduleHide: { allOf: ['manageAll'] },
   deleteCompany: { allOf: ['deleteCompany'] },
   sendSessionBatch: { allOf: ['manageAll', 'licenseManagement'] },
+  /** Creating, changing or deleting a webhook subscription, and listing them (SPEC §10.2). */
+  manageSubscriptions: { allOf: ['manageAll'] },
   /** Seeing other users in /u, and the journal entries of batches others sent. */
   readOthers: { anyOf: ['manageAll', 'createUser'] },
 } as const satisfies Record<string, Need>;

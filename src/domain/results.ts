@@ -1,5 +1,5 @@
 /** What the result document of a batch says of each operation (SPEC §5.1). */
-export type EntityType = 'USER' | 'COMPANY' | 'ACCESS_LIST' | 'LICENSE_GROUP' | 'DATE_ACTION' | 'UNKNOWN';
+export type EntityType = 'USER' | 'COMPANY' | 'ACCESS_LIST' | 'LICENSE_GROUP' | 'DATE_ACTION' | 'SUBSCRIPTION' | 'UNKNOWN';
 
 export type Status = 'CREATED' | 'UPDATED' | 'DELETED' | 'FAILED' | 'SKIPPED';
 

@@ -10,6 +10,7 @@ import { eventRoutes } from './routes/events';
 import { loginRoutes } from './routes/login';
 import { metricsRoutes } from './routes/metrics';
 import { statusRoutes } from './routes/status';
+import { subscriptionRoutes } from './routes/subscriptions';
 
 /** One JSON line per request; bodies, credentials and hashes are never among the fields. */
 function requestLog(deps: AppDeps) {
@@ -48,6 +49,7 @@ export function createApp(deps: AppDeps): express.Express {
   batchRoutes(router, deps);
   directoryRoutes(router, deps);
   eventRoutes(router, deps);
+  subscriptionRoutes(router, deps);
   metricsRoutes(router, deps);
   app.use(router);
   // Every request but the public ones must be authenticated (SPEC §2), so unknown paths are

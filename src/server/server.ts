@@ -15,6 +15,7 @@ import { fingerprintOfCertificate } from '../pki/fingerprint';
 import { createMetrics } from '../metrics';
 import { isPostgresUrl, openStore } from '../store/open-store';
 import type { Store } from '../store/store';
+import { webhookFigures } from '../tasks/deliveries';
 import { createTaskRunner } from '../tasks/jobs';
 import type { TaskRunner } from '../tasks/runner';
 import { createApp } from './app';
@@ -138,12 +139,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await store.close();
     throw err;
   }
+  // Also with --no-tasks: the lag of the store's subscriptions is the store's, whichever process delivers.
+  metrics.watchWebhooks(() => webhookFigures(store));
   const tasks = config.tasks ? createTaskRunner({ store, config, logger, metrics }) : undefined;
   const executor = new BatchExecutor(store, {
     maxOperations: config.maxOperations,
     hashPolicy: hashPolicyOf(config),
     onPasswordsWritten: (hashes) => passwordChecks.note(hashes),
     onEventsCommitted: () => tasks?.wake(),
+    webhookAllowHosts: config.webhookAllowHosts,
   });
   const app = createApp({
     config,

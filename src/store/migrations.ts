@@ -428,6 +428,49 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    // SPEC §10.2: webhook subscriptions. A subscription is a cursor into the events (delivered_seq)
+    // with the delivery being retried and the last outcome; it belongs to a group, which cannot be
+    // deleted while it has one.
+    version: 7,
+    name: 'subscriptions',
+    steps: [
+      {
+        createTable: {
+          name: 'subscriptions',
+          columns: [
+            { name: 'id', type: 'text', notNull: true },
+            { name: 'url', type: 'text', notNull: true },
+            { name: 'events', type: 'text', notNull: true },
+            { name: 'secret', type: 'text', notNull: true },
+            { name: 'previous_secret', type: 'text' },
+            { name: 'secret_rotated_at', type: 'text' },
+            { name: 'exclude_own', type: 'flag', notNull: true },
+            { name: 'license_group', type: 'text', notNull: true, references: 'license_groups(id)' },
+            { name: 'state', type: 'text', notNull: true },
+            { name: 'owner_credential', type: 'text', notNull: true },
+            { name: 'owner_user', type: 'text' },
+            { name: 'delivered_seq', type: 'bigint', notNull: true },
+            { name: 'delivery_id', type: 'text' },
+            { name: 'delivery_time', type: 'text' },
+            { name: 'delivery_up_to', type: 'bigint' },
+            { name: 'delivery_digest', type: 'text' },
+            { name: 'attempts', type: 'integer', notNull: true, default: 0 },
+            { name: 'next_attempt_at', type: 'bigint' },
+            { name: 'last_delivery_seq', type: 'bigint' },
+            { name: 'last_delivery_status', type: 'integer' },
+            { name: 'last_delivery_at', type: 'text' },
+            { name: 'last_error', type: 'text' },
+            { name: 'last_error_at', type: 'text' },
+            { name: 'created_at', type: 'text', notNull: true },
+            { name: 'updated_at', type: 'text', notNull: true },
+          ],
+          primaryKey: ['id'],
+        },
+      },
+      { createIndex: { name: 'subscriptions_license_group', table: 'subscriptions', columns: ['license_group'] } },
+    ],
+  },
+  {
     // SPEC §10.3: date actions, and what each did for an object and a due date, so it fires once;
     // users' last login, a date the actions may count from. The column is named `act`: DO is a
     // reserved word of PostgreSQL.

@@ -319,6 +319,70 @@ export interface LeaseRow {
 
 export const TASK_LEASES = table<LeaseRow>('task_leases', ['name'], [text('name', 'name'), text('holder', 'holder'), integer('expires_at', 'expiresAt', 'bigint')]);
 
+/**
+ * A webhook subscription (SPEC §10.2): what a batch sets (url … owner) and what the deliverer keeps
+ * (its cursor `delivered_seq`, the delivery being retried, the last outcome). Batches write only
+ * the first part, and the few transitions of the second they cause (sql-subscriptions.ts).
+ */
+export interface SubscriptionRow {
+  id: string;
+  url: string;
+  /** The patterns, space-separated. */
+  events: string;
+  secret: string;
+  previousSecret: string | null;
+  secretRotatedAt: string | null;
+  excludeOwn: boolean;
+  licenseGroup: string;
+  state: string;
+  ownerCredential: string;
+  ownerUser: string | null;
+  deliveredSeq: number;
+  deliveryId: string | null;
+  deliveryTime: string | null;
+  deliveryUpTo: number | null;
+  deliveryDigest: string | null;
+  attempts: number;
+  /** Epoch ms. */
+  nextAttemptAt: number | null;
+  lastDeliverySeq: number | null;
+  lastDeliveryStatus: number | null;
+  lastDeliveryAt: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+}
+
+export const SUBSCRIPTIONS = table<SubscriptionRow>(
+  'subscriptions',
+  ['id'],
+  [
+    text('id', 'id'),
+    text('url', 'url'),
+    text('events', 'events'),
+    text('secret', 'secret'),
+    text('previous_secret', 'previousSecret'),
+    text('secret_rotated_at', 'secretRotatedAt'),
+    flag('exclude_own', 'excludeOwn'),
+    text('license_group', 'licenseGroup'),
+    text('state', 'state'),
+    text('owner_credential', 'ownerCredential'),
+    text('owner_user', 'ownerUser'),
+    integer('delivered_seq', 'deliveredSeq', 'bigint'),
+    text('delivery_id', 'deliveryId'),
+    text('delivery_time', 'deliveryTime'),
+    integer('delivery_up_to', 'deliveryUpTo', 'bigint'),
+    text('delivery_digest', 'deliveryDigest'),
+    integer('attempts', 'attempts'),
+    integer('next_attempt_at', 'nextAttemptAt', 'bigint'),
+    integer('last_delivery_seq', 'lastDeliverySeq', 'bigint'),
+    integer('last_delivery_status', 'lastDeliveryStatus'),
+    text('last_delivery_at', 'lastDeliveryAt'),
+    text('last_error', 'lastError'),
+    text('last_error_at', 'lastErrorAt'),
+  ],
+  { stamped: true },
+);
+
 /** SPEC §10.3. The offsets are kept as JSON (`[{"unit":"months","amount":3}]`): read and written whole, never queried. */
 export const DATE_ACTIONS = table<DateActionRecord>(
   'date_actions',
@@ -384,6 +448,7 @@ export const TABLES: readonly TableShape[] = [
   EVENT_COMMITS,
   COUNTERS,
   TASK_LEASES,
+  SUBSCRIPTIONS,
   DATE_ACTIONS,
   DATE_ACTION_FIRED,
 ];

@@ -17,13 +17,21 @@ import {
   type JournalEntry,
   type Row,
 } from './schema';
-import { inList, type Driver, type Sql } from './sql';
+import { inList, inScope, type Driver, type Sql } from './sql';
 import { applyDateActions, countDateActionsStatement, dateActionsTransaction, listDateActions, loadDateActions, type StoredDateAction } from './date-actions';
+import type { StoredSubscription } from '../domain/webhooks';
+import {
+  applySubscriptions,
+  recordDelivery,
+  storedSubscription,
+  subscriptionEvents,
+  subscriptionRecord,
+  waitingEvents,
+  type DeliveryChange,
+  type DeliveryExpectation,
+  type SubscribedEvent,
+} from './sql-subscriptions';
 import type { BatchTransaction, EventPage, GroupView, Listed, LiveSession, Page, Store, StoredChangeSet, Tenant, UserView } from './store';
-
-/** The groups of a scope: the one group and everything below it (the closure table, one index lookup). */
-const SCOPE = 'SELECT descendant FROM license_group_closure WHERE ancestor = ?';
-const inScope = (column: string): string => `${column} IN (${SCOPE})`;
 
 const USER_COLUMNS = USERS.columnNames.filter((c) => c !== 'created_at' && c !== 'updated_at').join(', ');
 const GROUP_COLUMNS = LICENSE_GROUPS.columnNames.filter((c) => c !== 'created_at' && c !== 'updated_at').join(', ');
@@ -102,6 +110,7 @@ export class SqlStore implements Store {
             if (!companies.has(r.id as string)) companies.set(r.id as string, COMPANIES.fromRow(r));
           }
         }
+        const subscriptions = request.subscriptionIds.length ? (await sql.all(q.snapshotSubscriptions, [dialect.list(request.subscriptionIds)])).map(subscriptionRecord) : [];
         const accessRows = users.length ? await sql.all(q.snapshotAccess, [dialect.list(users.map((u) => u.key))]) : [];
         const access = accessRows.map(ACCESS.fromRow);
         const grantGroups: Record<string, string> = {};
@@ -113,10 +122,11 @@ export class SqlStore implements Store {
           ...[...companies.values()].map((c) => c.licenseGroup),
           ...Object.values(grantGroups),
           ...dateActions.map((a) => a.licenseGroup),
+          ...subscriptions.map((s) => s.licenseGroup),
         ]);
         const groups = (await sql.all(q.snapshotGroups, [dialect.list([...named])])).map(LICENSE_GROUPS.fromRow);
         const groupContents = request.groupCounts.length ? await this.contentsOf(sql, request.groupCounts) : [];
-        return { users, companies: [...companies.values()], access, grantGroups, groups, groupContents, dateActions };
+        return { users, companies: [...companies.values()], access, grantGroups, groups, groupContents, dateActions, subscriptions };
       },
       // The order matters: the group tree changes first (a user or company may move into a new
       // group); deleted companies take their grants along (ON DELETE CASCADE) before a company of
@@ -135,6 +145,7 @@ export class SqlStore implements Store {
         await sql.deleteKeys(ACCESS, changes.revokedAccess.map((a) => [a.userKey, a.companyId]));
         await sql.insert(ACCESS, changes.grantedAccess.map((a) => ACCESS.values(a, now)), { upsert: true });
         await applyDateActions(sql, dialect, changes.dateActions, changes.deletedCompanies, now);
+        await applySubscriptions(sql, dialect, changes, async () => Number((await sql.get(q.lastEventSeq))?.value ?? 0), now);
         for (const move of changes.groupMoves) if (move.kind === 'delete') await this.deleteGroup(sql, move);
       },
       journal: async (entry: JournalEntry): Promise<void> => {
@@ -211,16 +222,44 @@ export class SqlStore implements Store {
     return Number((await this.driver.query.get(this.sql.lastEventSeq))?.value ?? 0);
   }
 
-  /** What is left in each group: child groups, users not deleted, companies, certificates not revoked. */
+  listSubscriptions(scope: string): Promise<Array<StoredSubscription & { waiting: number }>> {
+    return this.driver.read(async (sql) => {
+      const rows = (await sql.all(`SELECT * FROM subscriptions WHERE ${inScope('license_group')} ORDER BY id`, [scope])).map(storedSubscription);
+      const listed: Array<StoredSubscription & { waiting: number }> = [];
+      for (const s of rows) listed.push({ ...s, waiting: await waitingEvents(sql, s) });
+      return listed;
+    });
+  }
+
+  async allSubscriptions(): Promise<StoredSubscription[]> {
+    return (await this.driver.query.all('SELECT * FROM subscriptions ORDER BY id')).map(storedSubscription);
+  }
+
+  async findSubscription(id: string): Promise<StoredSubscription | undefined> {
+    if (id.includes(NUL)) return undefined;
+    const row = await this.driver.query.get('SELECT * FROM subscriptions WHERE id = ?', [id]);
+    return row ? storedSubscription(row) : undefined;
+  }
+
+  subscriptionEvents(subscription: StoredSubscription, after: number, upTo: number, limit: number): Promise<SubscribedEvent[]> {
+    return subscriptionEvents(this.driver.query, subscription, after, upTo, limit);
+  }
+
+  recordDelivery(id: string, expected: DeliveryExpectation, change: DeliveryChange): Promise<boolean> {
+    return this.driver.write((sql) => recordDelivery(sql, id, expected, change, new Date().toISOString()));
+  }
+
+  /** What is left in each group: child groups, users not deleted, companies, certificates not revoked, subscriptions. */
   private async contentsOf(sql: Sql, ids: string[]): Promise<GroupContents[]> {
     const list = this.driver.dialect.list(ids);
-    const counts = new Map(ids.map((id) => [id, { id, groups: 0, users: 0, companies: 0, certificates: 0, dateActions: 0 }]));
+    const counts = new Map(ids.map((id) => [id, { id, groups: 0, users: 0, companies: 0, certificates: 0, dateActions: 0, subscriptions: 0 }]));
     for (const [what, statement] of [
       ['groups', this.sql.countChildGroups],
       ['users', this.sql.countUsers],
       ['companies', this.sql.countCompanies],
       ['certificates', this.sql.countCertificates],
       ['dateActions', this.sql.countDateActions],
+      ['subscriptions', this.sql.countSubscriptions],
     ] as const) {
       for (const r of await sql.all(statement, [list])) {
         const c = counts.get(r.id as string);
@@ -518,6 +557,8 @@ function statements({ dialect }: Driver) {
     countCompanies: countBy('license_group', 'companies'),
     countCertificates: countBy('scope', 'fingerprints', ' AND revoked_at IS NULL'),
     countDateActions: countDateActionsStatement(dialect),
+    countSubscriptions: countBy('license_group', 'subscriptions'),
+    snapshotSubscriptions: `SELECT * FROM subscriptions WHERE ${inList(dialect, 'id')}`,
     closureOfNew: `INSERT INTO license_group_closure (ancestor, descendant, depth)
       SELECT ancestor, CAST(? AS TEXT), depth + 1 FROM license_group_closure WHERE descendant = ?
       UNION ALL SELECT CAST(? AS TEXT), CAST(? AS TEXT), 0`,

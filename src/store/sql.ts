@@ -59,6 +59,10 @@ export interface Driver {
   close(): Promise<void>;
 }
 
+/** The groups of a scope: the one group and everything below it (the closure table, one index lookup); one parameter, the scope. */
+export const SCOPE = 'SELECT descendant FROM license_group_closure WHERE ancestor = ?';
+export const inScope = (column: string): string => `${column} IN (${SCOPE})`;
+
 /** `IN (SELECT value FROM …)` over one list parameter. */
 export function inList(dialect: Dialect, expr: string): string {
   return `${expr} IN (SELECT value FROM ${dialect.values('l')})`;

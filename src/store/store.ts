@@ -4,6 +4,8 @@ import type { CompanyRecord } from '../domain/companies';
 import type { GroupView, Tenant } from '../domain/groups';
 import type { UserRecord, UserView } from '../domain/users';
 import type { DateActionsTransaction, StoredDateAction } from './date-actions';
+import type { StoredSubscription } from '../domain/webhooks';
+import type { DeliveryChange, DeliveryExpectation, SubscribedEvent } from './sql-subscriptions';
 import type { FingerprintRecord, JournalEntry } from './schema';
 
 export type { FingerprintRecord, JournalEntry } from './schema';
@@ -11,6 +13,7 @@ export type { FingerprintRecord, JournalEntry } from './schema';
 export type { UserView } from '../domain/users';
 export type { DateActionsTransaction, DateObject, StoredDateAction } from './date-actions';
 export type { DateActionFiredRow } from './schema';
+export type { DeliveryChange, DeliveryExpectation, SubscribedEvent } from './sql-subscriptions';
 
 /**
  * A page of a listing (SPEC §7.4), always in id order: `limit` rows from `start`, or, with `after`,
@@ -137,6 +140,21 @@ export interface Store {
   acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean>;
   /** Gives the lease up at once, if `holder` still has it, so a waiting runner need not wait for it to expire. */
   releaseLease(name: string, holder: string): Promise<void>;
+  /** The webhook subscriptions of the scope (SPEC §10.2), in id order, each with how many events wait for it. */
+  listSubscriptions(scope: string): Promise<Array<StoredSubscription & { waiting: number }>>;
+  /** Every subscription with its delivery state, for the deliverer and the metrics. */
+  allSubscriptions(): Promise<StoredSubscription[]>;
+  findSubscription(id: string): Promise<StoredSubscription | undefined>;
+  /**
+   * The events a subscription receives with seq in (after, upTo], in seq order, at most `limit`: of
+   * its types, in the scope of its group as the tree stands now, and with excludeOwn not its owner's.
+   */
+  subscriptionEvents(subscription: StoredSubscription, after: number, upTo: number, limit: number): Promise<SubscribedEvent[]>;
+  /**
+   * Records what the deliverer did, only while the subscription is active and still has the cursor
+   * and the pending delivery it read; false when a batch (or another runner) changed it meanwhile.
+   */
+  recordDelivery(id: string, expected: DeliveryExpectation, change: DeliveryChange): Promise<boolean>;
   /** Deletes the events of the commits older than `before` (ISO time) whose seqs are at most `upToSeq` (retention); the last seq deleted, or 0. */
   deleteEvents(before: string, upToSeq: number): Promise<number>;
 

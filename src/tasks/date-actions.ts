@@ -131,7 +131,7 @@ export class DateActions implements DateActionsJob {
     if (due.length === 0) return report;
 
     // The tree above the objects, for each one's effective taskUser (SPEC §7.3), and those users.
-    const request = { userKeys: [], companyIds: [], companyIdPrefixes: [], groupCounts: [], dateActionIds: [] };
+    const request = { userKeys: [], companyIds: [], companyIdPrefixes: [], groupCounts: [], dateActionIds: [], subscriptionIds: [] };
     const tree = new GroupTree((await tx.loadSnapshot({ ...request, groupIds: [...new Set(due.map((d) => d.object.licenseGroup))] }, ROOT_GROUP)).groups);
     const taskUserOf = new Map(due.map((d) => [d.object.licenseGroup, tree.effective(d.object.licenseGroup, 'taskUser')?.value]));
     const names = [...new Set([...taskUserOf.values()].filter((n): n is string => n !== undefined))];

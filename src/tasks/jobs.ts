@@ -3,6 +3,7 @@ import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
 import type { Store } from '../store/store';
 import { DateActions } from './date-actions';
+import { WebhookDeliveries } from './deliveries';
 import { TaskRunner, type DateActionsJob, type DeliveryJob } from './runner';
 
 export interface TaskDeps {
@@ -15,7 +16,7 @@ export interface TaskDeps {
 
 /** The date actions (SPEC §10.3) and webhook deliveries (SPEC §10.2) over one store. */
 export function createJobs(deps: TaskDeps): { dates?: DateActionsJob; deliveries?: DeliveryJob } {
-  return { dates: new DateActions(deps.store, deps.logger) };
+  return { dates: new DateActions(deps.store, deps.logger), deliveries: new WebhookDeliveries(deps) };
 }
 
 /** A task runner with every job, as `serve` and `flexi-admin tasks` run it. */

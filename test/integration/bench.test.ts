@@ -40,7 +40,7 @@ describe('npm run bench', () => {
     expect(results.config).toMatchObject({ scale: 0.01, store: 'sqlite' });
     expect(results.machine.cpus).toBeGreaterThan(0);
     expect(results.machine.node).toBe(process.version);
-    expect(Object.keys(results.phases).sort()).toEqual(['A', 'B', 'C', 'D', 'E', 'F', 'W']);
+    expect(Object.keys(results.phases).sort()).toEqual(['A', 'B', 'C', 'D', 'E', 'F', 'G', 'W']);
     for (const [phase, r] of Object.entries(results.phases)) {
       expect({ phase, positive: r.count > 0 && r.seconds > 0 && r.perSecond > 0 }).toEqual({ phase, positive: true });
     }
@@ -50,6 +50,8 @@ describe('npm run bench', () => {
     expect(results.phases.C.peakRssBytes as number).toBeGreaterThan(0);
     expect(results.phases.D).toMatchObject({ p50Ms: expect.any(Number), p99Ms: expect.any(Number) });
     expect(results.phases.F.iterations).toBe(600_000);
+    expect(results.phases.G).toMatchObject({ count: 100, unit: 'events', deliveries: expect.any(Number) });
+    expect(results.phases.G.deliveries as number).toBeGreaterThan(0);
     expect(results.ratios.AoverE).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -172,6 +172,7 @@ function defaultId(op: Operation): string {
       return `${op.username ?? ''}@${op.company ?? '*'}`;
     case 'licenseGroup':
     case 'dateAction':
+    case 'subscription':
       return op.id ?? '';
     default:
       return op.element;

@@ -1291,6 +1291,7 @@ describe('planBatch: license groups in the change set', () => {
       groupIds: ['partner_a', 'g1', 'cust_a1', 'dept', 'cust_a2', 'cust_b1'],
       groupCounts: ['cust_b1'],
       dateActionIds: [],
+      subscriptionIds: [],
     });
   });
 });

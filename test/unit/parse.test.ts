@@ -120,7 +120,7 @@ describe('parseBatch: unknown elements', () => {
     expect(op).toMatchObject({
       kind: 'unknown',
       element: 'invoice',
-      invalid: 'unknown element <invoice> in <flexibee-batch>; expected <user>, <company>, <access>, <licenseGroup>, <dateAction>',
+      invalid: 'unknown element <invoice> in <flexibee-batch>; expected <user>, <company>, <access>, <licenseGroup>, <dateAction>, <subscription>',
     });
   });
 

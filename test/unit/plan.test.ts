@@ -654,7 +654,7 @@ describe('planBatch: failures, atomic and the change set (SPEC §5.3)', () => {
         action: 'CREATE_UPDATE',
         id: 'invoice',
         status: 'FAILED',
-        message: 'unknown element <invoice> in <flexibee-batch>; expected <user>, <company>, <access>, <licenseGroup>, <dateAction>',
+        message: 'unknown element <invoice> in <flexibee-batch>; expected <user>, <company>, <access>, <licenseGroup>, <dateAction>, <subscription>',
       },
     ]);
   });
@@ -700,6 +700,6 @@ describe('planBatch: failures, atomic and the change set (SPEC §5.3)', () => {
        <access user="eva" role="ADMIN"/></flexibee-batch>`,
       { maxOperations: 10 },
     );
-    expect(snapshotRequest(doc)).toEqual({ userKeys: ['anna.mlada', 'petr', 'eva'], companyIds: ['moje_firma_s_r_o_', 'old'], companyIdPrefixes: ['demo_a_s_'], groupIds: [], groupCounts: [], dateActionIds: [] });
+    expect(snapshotRequest(doc)).toEqual({ userKeys: ['anna.mlada', 'petr', 'eva'], companyIds: ['moje_firma_s_r_o_', 'old'], companyIdPrefixes: ['demo_a_s_'], groupIds: [], groupCounts: [], dateActionIds: [], subscriptionIds: [] });
   });
 });
