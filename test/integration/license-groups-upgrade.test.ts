@@ -169,8 +169,16 @@ describe('a store of the release before license groups, opened by this one (SPEC
   test('when it is opened, then users, companies, grants and fingerprints are exactly as the earlier release left them', () => {
     const now = dumpStore(target);
     for (const table of ['users', 'companies', 'access', 'fingerprints']) {
-      expect([table, now[table]]).toEqual([table, builtRows[table]]);
-      expect([table, now[table]]).toEqual([table, written.rows[table]]);
+      // Columns that later releases added (users' last_login_at, SPEC §10.3) are empty; every other is as it was.
+      const columns = Object.keys((builtRows[table] as Array<Record<string, unknown>>)[0] ?? {});
+      const rows = now[table] as Array<Record<string, unknown>>;
+      const added = rows.flatMap((row) => Object.entries(row).filter(([column, value]) => !columns.includes(column) && value !== null));
+      expect([table, added]).toEqual([table, []]);
+      const only = (list: unknown[]): unknown[] =>
+        (list as Array<Record<string, unknown>>).map((row) => Object.fromEntries(Object.entries(row).filter(([column]) => columns.includes(column))));
+      expect([table, only(rows)]).toEqual([table, builtRows[table]]);
+      // The rows were written by today's code, which has more columns than the release kept.
+      expect([table, only(rows)]).toEqual([table, only(written.rows[table])]);
     }
     expect(now.users).toHaveLength(6);
     expect(now.fingerprints).toHaveLength(3);
