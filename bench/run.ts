@@ -50,6 +50,8 @@ export interface BenchOptions {
   keep: boolean;
   /** 0: every object in `root`; N: in the deepest of a chain of N groups below `root` (issue 11's scope checks). */
   groupDepth: number;
+  /** W to D with a webhook subscription of every event to an endpoint in this process (issue 12's outbox cost). */
+  subscription: boolean;
 }
 
 export interface PhaseResult {
@@ -84,6 +86,8 @@ const HELP = `usage: npm run bench -- [options]
   --keep                  keep the temporary folder (stores, certificates) and say where it is
   --group-depth N         put the users and companies of W, A, B, C and D in a group N levels below
                           root (a chain bench_1 … bench_N, made before W); default 0, everything in root
+  --subscription          run W, A, B, C and D with a webhook subscription of every event, delivered by the
+                          server's task runner to an endpoint in this process that answers at once
 `;
 
 class UsageError extends Error {}
@@ -112,6 +116,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         'cpu-prof': { type: 'string' },
         keep: { type: 'boolean' },
         'group-depth': { type: 'string' },
+        subscription: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -136,6 +141,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     cpuProf: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     keep: values.keep ?? false,
     groupDepth,
+    subscription: values.subscription ?? false,
   };
 }
 
@@ -174,6 +180,7 @@ export function formatTable(results: BenchResults): string {
     if (typeof r.peakRssBytes === 'number') extra.push(`server peak RSS ${mib(r.peakRssBytes)}`);
     if (typeof r.p50Ms === 'number') extra.push(`p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${CLIENTS} clients`);
     if (typeof r.rows === 'number') extra.push(`${r.rows} rows`);
+    if (typeof r.eventsDeliveredSeconds === 'number') extra.push(`its events at the webhook endpoint ${r.eventsDeliveredSeconds} s after it was sent`);
     if (typeof r.iterations === 'number') extra.push(`pbkdf2 ${r.iterations} iterations`);
     if (typeof r.deliveries === 'number') extra.push(`${r.deliveries} deliveries, ${r.batches} batches`);
     if (phase === 'E' && results.ratios.AoverE !== undefined) extra.push(`A / E = ${results.ratios.AoverE}`);
@@ -210,6 +217,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       phases: options.phases,
       cpuProfile: options.cpuProf !== undefined,
       groupDepth: options.groupDepth,
+      subscription: options.subscription,
     },
     phases: {},
     server: {},
@@ -228,8 +236,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     const a = entityWorkload(`a${nonce}`, countsAt(options.scale), group);
     if (run.has('A') || run.has('B') || run.has('C') || run.has('D')) {
       const nodeArgs = options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProf] : [];
-      const server = await start(storeOf('bench'), [], nodeArgs);
+      const receiver = options.subscription ? await startBenchReceiver() : undefined;
+      const server = await start(storeOf('bench'), receiver ? ['--webhook-allow-hosts', '127.0.0.1'] : [], nodeArgs);
       const agent = clientAgent(certs, 1);
+      /** Events committed since the subscription was made: what the endpoint should get. */
+      let subscribed = 0;
       try {
         const warm = await send(agent, server.port, 'GET', '/status.json');
         if (warm.status !== 200) throw new Error(`GET /status.json answered ${warm.status}: ${warm.body}`);
@@ -239,6 +250,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
           const answer = await send(agent, server.port, 'PUT', '/admin/batch', groupChainBatch(`bench-${nonce}-groups`, chain));
           const stats = resultStats(answer);
           if (stats.created + stats.skipped !== chain.length) throw new Error(`the group chain was not made: ${answer.body.slice(0, 500)}`);
+        }
+        if (receiver) {
+          const secret = `whsec_${randomBytes(24).toString('base64')}`;
+          expectAll(await send(agent, server.port, 'PUT', '/admin/batch', subscriptionBatch(`bench-${nonce}-sub`, 'bench', receiver.url, secret)), 'created', 1, 'subscription');
+          progress('subscription: every event goes to an endpoint in this process');
         }
 
         {
@@ -252,6 +268,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
           const again = await send(agent, server.port, 'PUT', '/admin/batch', w.send(`bench-${nonce}-W2`));
           expectAll(again, 'skipped', w.operations, 'W');
           results.phases.W = rate('warm-up: the first batch, cold', 'operations', w.operations, answer.ms / 1000, { stats });
+          if (receiver) {
+            // The subscription works before anything is measured: W's events have arrived.
+            subscribed += w.events;
+            await receiver.waitFor(subscribed, process.hrtime.bigint(), 120_000);
+          }
           if (chain.length > 0) {
             // The point of --group-depth: the objects really are down there.
             const seen = await send(agent, server.port, 'GET', `/g/${group}.json`);
@@ -265,6 +286,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
           const answer = await send(agent, server.port, 'PUT', '/admin/batch', body);
           const stats = expectAll(answer, 'created', a.operations, 'A');
           results.phases.A = rate('new entities, one batch', 'operations', a.operations, answer.ms / 1000, { bodyBytes: Buffer.byteLength(body), stats });
+          if (receiver) {
+            // How long after the batch was sent its events had all reached the endpoint (not part of A's figure).
+            subscribed += a.events;
+            const delivered = await receiver.waitFor(subscribed, answer.sentAt, 120_000);
+            results.phases.A.eventsDeliveredSeconds = round(delivered.seconds);
+          }
         }
         if (run.has('B')) {
           progress('B: the same batch again');
@@ -328,6 +355,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       } finally {
         agent.destroy();
         await server.stop();
+        await receiver?.close();
       }
     }
 

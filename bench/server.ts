@@ -113,6 +113,8 @@ export interface Answer {
   body: string;
   /** From the first byte sent to the last byte of the answer received. */
   ms: number;
+  /** process.hrtime.bigint() when the request was sent. */
+  sentAt: bigint;
 }
 
 export function send(agent: Agent, port: number, method: 'GET' | 'PUT', path: string, body?: string): Promise<Answer> {
@@ -125,7 +127,7 @@ export function send(agent: Agent, port: number, method: 'GET' | 'PUT', path: st
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: Number(process.hrtime.bigint() - started) / 1e6 }),
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: Number(process.hrtime.bigint() - started) / 1e6, sentAt: started }),
         );
       },
     );

@@ -19,6 +19,8 @@ export interface Workload {
   /** The batch document under the root id `batchId` (every request gets its own id). */
   send(batchId: string): string;
   operations: number;
+  /** The events it makes (SPEC §10.1): one per user and grant, two per company (it and its admin's grant). */
+  events: number;
   /** What the store holds afterwards: the users, the companies, their admin grants and the grants. */
   rows: BaselineRows;
 }
@@ -110,6 +112,7 @@ export function entityWorkload(prefix: string, counts: Counts, group = ROOT_GROU
   return {
     send: (batchId) => document(batchId, body),
     operations: counts.users + counts.companies + counts.grants,
+    events: counts.users + 2 * counts.companies + counts.grants,
     rows: { users, companies, access },
   };
 }

@@ -25,6 +25,14 @@ describe('npm run bench -- --group-depth', () => {
   });
 });
 
+describe('npm run bench -- --subscription', () => {
+  it('when it is not given, then no subscription is made; when it is, then W to D run with one', () => {
+    expect(parseOptions([])).toMatchObject({ subscription: false });
+    expect(parseOptions(['--subscription'])).toMatchObject({ subscription: true });
+    expect(parseCompareOptions(['--base', 'HEAD', '--head-args', '--subscription'])).toMatchObject({ sideArgs: { head: ['--subscription'] } });
+  });
+});
+
 describe('npm run bench:compare -- --head-args / --base-args', () => {
   it('when head-only options are given, then they go to the head only and the rest to both', () => {
     const options = parseCompareOptions(['--base', 'HEAD', '--head-args', '--group-depth 3', '--scale', '0.1']);
