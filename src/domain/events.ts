@@ -1,3 +1,4 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { AccessRecord } from './access';
 import { COMPANY_FIELDS, type CompanyRecord } from './companies';
 import type { PlainField } from './fields';
@@ -267,6 +268,24 @@ export interface EventCommit {
   actorUser: string | null;
 }
 
+/** Runs whose JSON is longer than this are kept deflated: a batch's events compress about fifteenfold. */
+const DEFLATE_FROM = 4096;
+
+/**
+ * How a run's events are kept: their JSON array as it is (it starts with `[`), or, when it is long,
+ * `z` and the base64 of its raw deflate. A 10 000-operation batch's 2 MB of events become about
+ * 170 kB: less to write and to fsync in the commit, for about 3 ms of deflate.
+ */
+export function encodeRun(bodies: readonly EventBody[]): string {
+  const json = JSON.stringify(bodies);
+  return json.length < DEFLATE_FROM ? json : `z${deflateRawSync(json, { level: 1 }).toString('base64')}`;
+}
+
+export function decodeRun(data: string): EventBody[] {
+  const json = data.startsWith('z') ? inflateRawSync(Buffer.from(data.slice(1), 'base64')).toString('utf8') : data;
+  return JSON.parse(json) as EventBody[];
+}
+
 /** Consecutive events of one commit that the same scopes see: one row of the store. */
 export interface EventRun {
   /** The first event's seq. */
@@ -291,18 +310,53 @@ export function eventRuns(events: readonly PlannedEvent[], first: number): Event
 }
 
 /**
- * The events of a stored run as the feed and the webhooks send them: each with its seq, id, type
- * and what its run and commit give it, in the order of SPEC §10.1's example.
+ * The events of a stored run as the feed and the webhooks send them — each with its seq, id, type
+ * and what its run and commit give it, in the order of SPEC §10.1's example —, only those `wanted`
+ * picks (by seq and type), at most `limit`: a delivery of a hundred events out of a run of ten
+ * thousand writes a hundred.
  */
-export function eventJsons(run: { seq: number; group: string; data: string }, commit: EventCommit): Array<{ seq: number; type: EventType; json: string }> {
+export function eventJsons(
+  run: { seq: number; group: string; bodies: readonly EventBody[] },
+  commit: EventCommit,
+  wanted: (seq: number, type: EventType) => boolean = () => true,
+  limit = Number.POSITIVE_INFINITY,
+): Array<{ seq: number; type: EventType; json: string }> {
   const timeMs = Date.parse(commit.time);
   const time = JSON.stringify(commit.time);
   const group = JSON.stringify(run.group);
   const tail = `"batchId":${JSON.stringify(commit.batchId)},"actor":${JSON.stringify({ credential: commit.actorCredential, user: commit.actorUser })}`;
-  return (JSON.parse(run.data) as EventBody[]).map((body, i) => {
+  const out: Array<{ seq: number; type: EventType; json: string }> = [];
+  for (let i = 0; i < run.bodies.length && out.length < limit; i++) {
     const seq = run.seq + i;
-    const { type, ...rest } = body;
+    const { type, ...rest } = run.bodies[i];
+    if (!wanted(seq, type)) continue;
     const own = JSON.stringify(rest);
-    return { seq, type, json: `{"seq":${seq},"id":"${eventId(seq, timeMs)}","type":"${type}","time":${time},"group":${group},${tail}${own.length > 2 ? `,${own.slice(1)}` : '}'}` };
-  });
+    out.push({ seq, type, json: `{"seq":${seq},"id":"${eventId(seq, timeMs)}","type":"${type}","time":${time},"group":${group},${tail}${own.length > 2 ? `,${own.slice(1)}` : '}'}` });
+  }
+  return out;
+}
+
+/**
+ * Decoded runs, by their first seq, up to about `maxEvents` events: a run is written once and never
+ * changes, and the deliverer reads a large one a hundred events at a time.
+ */
+export class RunCache {
+  private readonly runs = new Map<number, EventBody[]>();
+  private events = 0;
+
+  constructor(private readonly maxEvents = 100_000) {}
+
+  bodies(seq: number, data: string): EventBody[] {
+    const cached = this.runs.get(seq);
+    if (cached) return cached;
+    const bodies = decodeRun(data);
+    this.runs.set(seq, bodies);
+    this.events += bodies.length;
+    for (const [first, old] of this.runs) {
+      if (this.events <= this.maxEvents || first === seq) break;
+      this.runs.delete(first);
+      this.events -= old.length;
+    }
+    return bodies;
+  }
 }

@@ -63,9 +63,13 @@ export function dateField<N extends string>(name: N, column: string): PlainField
 
 export type PlainValues<F extends readonly PlainField[]> = { [K in F[number]['name']]: string | null };
 
-/** Every field of `fields` as null: a record as it is first created. */
+const empties = new WeakMap<readonly PlainField[], Readonly<Record<string, null>>>();
+
+/** Every field of `fields` as null: a record as it is first created (a fresh object each time; the template is made once per list). */
 export function emptyValues<F extends readonly PlainField[]>(fields: F): PlainValues<F> {
-  return Object.fromEntries(fields.map((f) => [f.name, null])) as PlainValues<F>;
+  let template = empties.get(fields);
+  if (!template) empties.set(fields, (template = Object.freeze(Object.fromEntries(fields.map((f) => [f.name, null])))));
+  return { ...template } as PlainValues<F>;
 }
 
 /** Whether two records agree in every field of `fields`. */

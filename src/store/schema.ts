@@ -267,7 +267,7 @@ export interface EventRunRow {
   group: string;
   /** For access events, the user's group, which must be in scope too. */
   userGroup: string | null;
-  /** The events as a JSON array, in seq order. */
+  /** The events as a JSON array, in seq order; a long one deflated (domain/events.ts encodeRun). */
   data: string;
 }
 

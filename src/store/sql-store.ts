@@ -1,6 +1,6 @@
 import type { GroupContents, GroupMove, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
-import { eventJsons, eventRuns, type EventBatch } from '../domain/events';
+import { encodeRun, eventJsons, eventRuns, RunCache, type EventBatch } from '../domain/events';
 import type { RoleCode } from '../domain/roles';
 import { userKey, type UserRecord } from '../domain/users';
 import {
@@ -83,6 +83,8 @@ function paging(page: Page, idColumn: string): { where: string; tail: string; pa
 export class SqlStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
   private readonly sql: ReturnType<typeof statements>;
+  /** Outbox runs as read, decoded: the feed and the deliverer read large ones piece by piece. */
+  private readonly runs = new RunCache();
 
   constructor(private readonly driver: Driver) {
     this.kind = driver.kind;
@@ -186,7 +188,7 @@ export class SqlStore implements Store {
         commitSeq: first,
         group: run.group,
         userGroup: run.userGroup ?? null,
-        data: JSON.stringify(run.bodies),
+        data: encodeRun(run.bodies),
       }),
     );
     await sql.insert(EVENT_RUNS, runs);
@@ -201,8 +203,8 @@ export class SqlStore implements Store {
       const events: string[] = [];
       let next = after;
       for (const r of rows) {
-        for (const e of eventJsons({ seq: Number(r.seq), group: r.license_group as string, data: r.data as string }, EVENT_COMMITS.fromRow(r))) {
-          if (e.seq <= after) continue;
+        const run = { seq: Number(r.seq), group: r.license_group as string, bodies: this.runs.bodies(Number(r.seq), r.data as string) };
+        for (const e of eventJsons(run, EVENT_COMMITS.fromRow(r), (seq) => seq > after, limit + 1 - events.length)) {
           if (events.length === limit) return { events, next };
           events.push(e.json);
           next = e.seq;
@@ -226,7 +228,7 @@ export class SqlStore implements Store {
     return this.driver.read(async (sql) => {
       const rows = (await sql.all(`SELECT * FROM subscriptions WHERE ${inScope('license_group')} ORDER BY id`, [scope])).map(storedSubscription);
       const listed: Array<StoredSubscription & { waiting: number }> = [];
-      for (const s of rows) listed.push({ ...s, waiting: await waitingEvents(sql, s) });
+      for (const s of rows) listed.push({ ...s, waiting: await waitingEvents(sql, s, this.runs) });
       return listed;
     });
   }
@@ -242,7 +244,7 @@ export class SqlStore implements Store {
   }
 
   subscriptionEvents(subscription: StoredSubscription, after: number, upTo: number, limit: number): Promise<SubscribedEvent[]> {
-    return subscriptionEvents(this.driver.query, subscription, after, upTo, limit);
+    return subscriptionEvents(this.driver.query, subscription, after, upTo, limit, this.runs);
   }
 
   recordDelivery(id: string, expected: DeliveryExpectation, change: DeliveryChange): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { ChangeSet, SubscriptionWrite } from '../domain/changes';
-import { eventJsons, type EventBody } from '../domain/events';
+import { eventJsons, type RunCache } from '../domain/events';
 import { userKey } from '../domain/users';
 import { typesOf, type StoredSubscription, type SubscriptionRecord, type SubscriptionState } from '../domain/webhooks';
 import { EVENT_COMMITS, SUBSCRIPTIONS, type Row, type SubscriptionRow } from './schema';
@@ -170,24 +170,22 @@ async function eachRun(sql: Pick<Sql, 'all'>, s: SubscriptionRecord, after: numb
 }
 
 /** The events a subscription receives with seq in (after, upTo], in seq order, at most `limit`. */
-export async function subscriptionEvents(sql: Pick<Sql, 'all'>, s: SubscriptionRecord, after: number, upTo: number, limit: number): Promise<SubscribedEvent[]> {
+export async function subscriptionEvents(sql: Pick<Sql, 'all'>, s: SubscriptionRecord, after: number, upTo: number, limit: number, runs: RunCache): Promise<SubscribedEvent[]> {
   const types = typesOf(s.events);
   const wanted = types === undefined ? undefined : new Set<string>(types);
   const out: SubscribedEvent[] = [];
   await eachRun(sql, s, after, upTo, (r) => {
     const commit = EVENT_COMMITS.fromRow(r);
-    for (const e of eventJsons({ seq: Number(r.seq), group: r.license_group as string, data: r.data as string }, commit)) {
-      if (e.seq <= after || e.seq > upTo || (wanted && !wanted.has(e.type))) continue;
-      out.push({ seq: e.seq, time: commit.time, json: e.json });
-      if (out.length === limit) return false;
-    }
-    return true;
+    const run = { seq: Number(r.seq), group: r.license_group as string, bodies: runs.bodies(Number(r.seq), r.data as string) };
+    const picked = eventJsons(run, commit, (seq, type) => seq > after && seq <= upTo && (!wanted || wanted.has(type)), limit - out.length);
+    for (const e of picked) out.push({ seq: e.seq, time: commit.time, json: e.json });
+    return out.length < limit;
   });
   return out;
 }
 
 /** How many events wait for a subscription: every one after its cursor that it receives. */
-export async function waitingEvents(sql: Pick<Sql, 'all'>, s: StoredSubscription): Promise<number> {
+export async function waitingEvents(sql: Pick<Sql, 'all'>, s: StoredSubscription, runs: RunCache): Promise<number> {
   if (s.state === 'inactive') return 0;
   const types = typesOf(s.events);
   const wanted = types === undefined ? undefined : new Set<string>(types);
@@ -199,7 +197,7 @@ export async function waitingEvents(sql: Pick<Sql, 'all'>, s: StoredSubscription
       waiting += last - Math.max(first, after + 1) + 1;
       return true;
     }
-    (JSON.parse(r.data as string) as EventBody[]).forEach((e, i) => {
+    runs.bodies(first, r.data as string).forEach((e, i) => {
       if (first + i > after && wanted.has(e.type)) waiting++;
     });
     return true;

@@ -64,6 +64,8 @@ export function nextTimeOfDay(hhmm: string, from: Date): Date {
 }
 
 const RETENTION_EVERY_MS = 3_600_000;
+/** The shortest time between two rounds of deliveries that commits woke. */
+const WAKE_GAP_MS = 20;
 
 /**
  * The task runner (SPEC §10.4): one per store at a time, by a lease in the store. The holder renews
@@ -163,10 +165,14 @@ export class TaskRunner {
         nextRetention = now + RETENTION_EVERY_MS;
       }
       this.woken = false;
+      const roundStarted = Date.now();
       const round = await this.deliver();
       if (this.stopping || !this.held) continue;
       const until = Math.min(nextDates, nextRetention, round.nextRetryAt ?? Infinity, Date.now() + pollMs);
-      if (!this.woken) await this.waitFor(until - Date.now());
+      // Commits that woke it meanwhile make the next round, but not sooner than WAKE_GAP_MS after this
+      // one began: a stream of small batches is delivered in rounds, not one round per batch.
+      if (this.woken) await sleep(roundStarted + WAKE_GAP_MS - Date.now());
+      else await this.waitFor(until - Date.now());
     }
   }
 
@@ -260,4 +266,4 @@ export class TaskRunner {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (ms: number): Promise<void> => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve());

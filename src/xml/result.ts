@@ -3,18 +3,26 @@ import { escapeXml, escapeXmlAttribute, XML_DECLARATION } from './writer';
 
 export type Stats = Record<Lowercase<Status>, number>;
 
+const STAT_OF: Readonly<Record<Status, Lowercase<Status>>> = { CREATED: 'created', UPDATED: 'updated', DELETED: 'deleted', SKIPPED: 'skipped', FAILED: 'failed' };
+
 export function countResults(results: readonly OperationResult[]): Stats {
   const stats: Stats = { created: 0, updated: 0, deleted: 0, skipped: 0, failed: 0 };
-  for (const r of results) stats[r.status.toLowerCase() as Lowercase<Status>]++;
+  for (const r of results) stats[STAT_OF[r.status]]++;
   return stats;
 }
 
-/** How many operations of each entity type ended in each status, for the metrics. */
+/** How many operations of each entity type ended in each status (keyed `${type}\u0000${status}`), for the metrics. */
 export function countByEntity(results: readonly OperationResult[]): Map<string, number> {
-  const counts = new Map<string, number>();
+  // Counted per type and status first: a key string per operation would be ten thousand allocations for a large batch.
+  const byType = new Map<string, Stats>();
   for (const r of results) {
-    const key = `${r.type}\u0000${r.status}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+    let stats = byType.get(r.type);
+    if (!stats) byType.set(r.type, (stats = { created: 0, updated: 0, deleted: 0, skipped: 0, failed: 0 }));
+    stats[STAT_OF[r.status]]++;
+  }
+  const counts = new Map<string, number>();
+  for (const [type, stats] of byType) {
+    for (const status of Object.keys(STAT_OF) as Status[]) if (stats[STAT_OF[status]] > 0) counts.set(`${type}\u0000${status}`, stats[STAT_OF[status]]);
   }
   return counts;
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchExecutor } from '../../src/batch/execute';
 import { DEFAULTS } from '../../src/config';
+import { decodeRun } from '../../src/domain/events';
 import { openStore } from '../../src/store/open-store';
 import { dropTestDb, dumpStore, integrityCheck, journalSummary, newTestDb, queryRows } from '../support/stores';
 import { Rng } from '../support/batch-generator';
@@ -128,7 +129,7 @@ function readNewEvents(db: string, seen: { lastSeq: number; byBatch: Map<string,
     const [seq, last] = [Number(row.seq), Number(row.last_seq)];
     // Runs follow each other without a gap or an overlap, and each holds one event per seq.
     expect(seq).toBe(seen.lastSeq + 1);
-    const events = JSON.parse(row.data as string) as Array<{ type: string }>;
+    const events = decodeRun(row.data as string);
     expect(events).toHaveLength(last - seq + 1);
     seen.lastSeq = last;
     const batch = row.batch_id as string;

@@ -1,6 +1,6 @@
 import { parseBatch } from '../../src/batch/parse';
 import { planBatch, type Plan, type Snapshot } from '../../src/batch/plan';
-import { matchesEventPatterns, type PlannedEvent } from '../../src/domain/events';
+import { decodeRun, encodeRun, matchesEventPatterns, type EventBody, type PlannedEvent } from '../../src/domain/events';
 import { rootGroup, type GroupRecord } from '../../src/domain/groups';
 import { verifyPasswordSync } from '../../src/domain/passwords';
 import { noPermissions } from '../../src/domain/permissions';
@@ -184,5 +184,24 @@ describe('event type patterns of a subscription (SPEC §10.2)', () => {
     [['COMPANY_*', 'ACCESS_*'], 'ACCESS_REVOKED', true],
   ] as const)('when the patterns are %j, then %s matches: %s', (patterns, type, matches) => {
     expect(matchesEventPatterns(patterns, event(type))).toBe(matches);
+  });
+});
+
+describe('how a run of events is kept (the outbox rows)', () => {
+  const body = (i: number): EventBody => ({ type: 'USER_CREATED', entity: { type: 'USER', id: `user.${i}` }, values: { email: `user.${i}@firma.cz`, userType: 'NORMAL' } });
+
+  test('when a run is short, then it is kept as its JSON array, readable as it is', () => {
+    const bodies = [body(1), body(2)];
+    const data = encodeRun(bodies);
+    expect(data).toBe(JSON.stringify(bodies));
+    expect(decodeRun(data)).toEqual(bodies);
+  });
+
+  test('when a run is long, then it is kept deflated, much smaller, and reads back the same events in order', () => {
+    const bodies = Array.from({ length: 2000 }, (_, i) => body(i));
+    const data = encodeRun(bodies);
+    expect(data.startsWith('z')).toBe(true);
+    expect(data.length).toBeLessThan(JSON.stringify(bodies).length / 5);
+    expect(decodeRun(data)).toEqual(bodies);
   });
 });
