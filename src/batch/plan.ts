@@ -693,6 +693,11 @@ class Planner {
     }
   }
 
+  private inheritedCountry(group: string): Country {
+    const inherited = this.effective(group, 'country');
+    return inherited !== undefined && isCountry(inherited) ? inherited : DEFAULT_COUNTRY;
+  }
+
   /** The group's effective parameter (SPEC §7.3), or undefined for the server's default. */
   private effective(group: string, name: GroupParam): string | undefined {
     return this.state.groups.effective(group, name)?.value;
@@ -834,8 +839,7 @@ class Planner {
     }
     const group = fields.licenseGroup === undefined ? this.scope : this.visibleGroup(fields.licenseGroup).id;
     // A company that names no country takes its group's (SPEC §7.3), else CZ.
-    const inherited = this.effective(group, 'country');
-    const country = fields.country ?? (inherited !== undefined && isCountry(inherited) ? inherited : DEFAULT_COUNTRY);
+    const country = fields.country ?? this.inheritedCountry(group);
     const company: CompanyRecord = {
       id,
       name: fields.name,
