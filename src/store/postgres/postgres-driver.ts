@@ -92,18 +92,28 @@ const TYPES = {
     oid === pg.types.builtins.INT8 && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-/** Waiting for a connection (or for one to open) longer than this answers 503 rather than hanging. */
+/**
+ * Opening a new connection longer than this answers 503 rather than hanging (node-postgres
+ * applies it to its own queue too, which is why nothing waits there: see `connections`).
+ */
 const CONNECT_TIMEOUT_MS = 5000;
+/**
+ * A request that waits longer than this for one of the process's connections (every one busy
+ * with earlier work) answers 503 with Retry-After: the process is overloaded, not the store
+ * gone. Far longer than a burst of work takes; a hung database is noticed by CONNECT_TIMEOUT_MS
+ * and TCP keepalives, not by this.
+ */
+const QUEUE_WAIT_MS = 30_000;
 
-/** Admits at most `limit` tasks at a time, the others wait in order. */
+/** Admits at most `limit` tasks at a time, the others wait in order (at most `maxWaitMs` when given). */
 class Gate {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
 
   constructor(private readonly limit: number) {}
 
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+  async run<T>(task: () => Promise<T>, maxWaitMs?: number): Promise<T> {
+    if (this.active >= this.limit) await this.turn(maxWaitMs);
     else this.active++;
     try {
       return await task();
@@ -112,6 +122,30 @@ class Gate {
       if (next) next();
       else this.active--;
     }
+  }
+
+  /** Resolves when a finishing task hands its place over; rejects (and leaves the line) after maxWaitMs. */
+  private turn(maxWaitMs: number | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const admit = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer =
+        maxWaitMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              const at = this.waiting.indexOf(admit);
+              if (at < 0) return;
+              this.waiting.splice(at, 1);
+              reject(
+                new FlexiError('server-busy', `Every connection to the store has been busy for ${maxWaitMs / 1000} s; nothing was done. Retry shortly.`, {
+                  'Retry-After': '1',
+                }),
+              );
+            }, maxWaitMs);
+      this.waiting.push(admit);
+    });
   }
 }
 
@@ -198,7 +232,7 @@ export function unnestInsertSql<R>(table: Table<R>, upsert: boolean): string {
 }
 
 /** The Sql of one connection (a pooled client in a transaction, or the pool itself). */
-function sqlOf(client: pg.Pool | pg.PoolClient): Sql {
+function sqlOf(client: pg.PoolClient): Sql {
   const rows = async (sql: string, params: readonly unknown[] = []): Promise<pg.QueryResult> => client.query(toPostgres(sql), params as unknown[]);
   return {
     all: async (sql, params) => (await rows(sql, params)).rows as Row[],
@@ -223,19 +257,21 @@ function sqlOf(client: pg.Pool | pg.PoolClient): Sql {
   };
 }
 
-/** The Sql of the pool, each statement translated into a 503 when the store cannot be reached. */
-function poolSql(pool: pg.Pool): Pick<Sql, 'all' | 'get'> {
-  const sql = sqlOf(pool);
+/** Single statements outside a transaction, each on a connection of `withClient`, translated into a 503 when the store cannot be reached. */
+function poolSql(withClient: <T>(use: (client: pg.PoolClient) => Promise<T>) => Promise<T>): Pick<Sql, 'all' | 'get'> {
   const guarded =
-    <A extends unknown[], T>(f: (...args: A) => Promise<T>) =>
-    async (...args: A): Promise<T> => {
+    <T>(f: (sql: Sql) => Promise<T>) =>
+    async (): Promise<T> => {
       try {
-        return await f(...args);
+        return await withClient((client) => f(sqlOf(client)));
       } catch (err) {
         throw translate(err);
       }
     };
-  return { all: guarded(sql.all), get: guarded(sql.get) };
+  return {
+    all: (sql, params) => guarded((q) => q.all(sql, params))(),
+    get: (sql, params) => guarded((q) => q.get(sql, params))(),
+  };
 }
 
 /**
@@ -249,6 +285,8 @@ export class PostgresDriver implements Driver {
   readonly query: Pick<Sql, 'all' | 'get'>;
   /** Batches waiting for the global lock each hold a connection; one is always left for reads. */
   private readonly batches: Gate;
+  /** Every checkout passes here, so node-postgres's own queue (and its timeout) is never used. */
+  private readonly connections: Gate;
   /** Settles when the batch that arrived last has finished. */
   private lastTurn: Promise<void> = Promise.resolve();
   private readonly running = new Set<Promise<unknown>>();
@@ -260,7 +298,8 @@ export class PostgresDriver implements Driver {
     private readonly options: DriverOptions,
   ) {
     this.batches = new Gate(Math.max(1, poolSize - 1));
-    this.query = poolSql(pool);
+    this.connections = new Gate(poolSize);
+    this.query = poolSql((use) => this.withClient(use));
   }
 
   /** Connects, applies pending migrations, and answers a clear error when the database cannot be used. */
@@ -304,11 +343,39 @@ export class PostgresDriver implements Driver {
   }
 
   /** `work` in one transaction on one pooled connection; a broken connection is thrown away, its errors become 503. */
-  private async transaction<T>(
+  private transaction<T>(
     begin: string,
     work: (sql: Sql) => Promise<T>,
     before?: (client: pg.PoolClient) => Promise<void>,
     onCommit?: (seconds: number) => void,
+  ): Promise<T> {
+    return this.connections.run(() => this.transactionOnClient(begin, work, before, onCommit), QUEUE_WAIT_MS);
+  }
+
+  /** `use` on one pooled connection of its own (single statements, no transaction). */
+  private withClient<T>(use: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.connections.run(async () => {
+      const client = await this.checkout();
+      let broken: unknown;
+      const onError = (err: unknown): void => void (broken ??= err);
+      client.on('error', onError);
+      try {
+        return await use(client);
+      } catch (err) {
+        if (isBroken(err)) broken ??= err;
+        throw err;
+      } finally {
+        client.off('error', onError);
+        client.release(broken ? (broken instanceof Error ? broken : new Error(String(broken))) : undefined);
+      }
+    }, QUEUE_WAIT_MS);
+  }
+
+  private async transactionOnClient<T>(
+    begin: string,
+    work: (sql: Sql) => Promise<T>,
+    before: ((client: pg.PoolClient) => Promise<void>) | undefined,
+    onCommit: ((seconds: number) => void) | undefined,
   ): Promise<T> {
     const client = await this.checkout();
     let broken: unknown;
