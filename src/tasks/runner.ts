@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { FlexiError } from '../errors';
 import type { Logger } from '../log';
 import type { Store } from '../store/store';
 
@@ -248,7 +249,11 @@ export class TaskRunner {
       return result;
     } catch (e) {
       this.options.onRun?.(what, 'error');
-      this.options.logger.error(`task runner: ${what} failed`, { error: e instanceof Error ? e.message : String(e) });
+      const error = e instanceof Error ? e.message : String(e);
+      // The store gone for a while (503: a restart, a lost connection) is expected and heals by
+      // itself: a warning. Anything else is a fault an operator must look at.
+      if (e instanceof FlexiError && e.status === 503) this.options.logger.warn(`task runner: ${what} failed, retried next round`, { error });
+      else this.options.logger.error(`task runner: ${what} failed`, { error });
       return undefined;
     }
   }
