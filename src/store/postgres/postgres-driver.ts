@@ -68,7 +68,7 @@ function int64Of(text: string): string {
  * The one lock every batch transaction takes (pg_advisory_xact_lock(bigint)): batches run one at
  * a time across all processes sharing the database, so the result equals a serial order.
  */
-const BATCH_LOCK = int64Of('flexi-admin:batch');
+export const BATCH_LOCK = int64Of('flexi-admin:batch');
 /** Held (session-level) while one process migrates, so two processes starting at once do not race. */
 const MIGRATION_LOCK = int64Of('flexi-admin:migrate');
 
