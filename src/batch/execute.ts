@@ -16,8 +16,6 @@ export interface ExecutorOptions {
   hashPolicy: HashPolicy;
   /** Told the password hashes of every user a batch wrote, once they are committed. */
   onPasswordsWritten?: (hashes: Array<string | null>) => void;
-  /** Told, once they are committed, that a batch wrote events (the task runner delivers them). */
-  onEventsCommitted?: (count: number) => void;
   /** Hosts a webhook URL may name whatever their addresses, and with http:// (--webhook-allow-hosts). */
   webhookAllowHosts?: readonly string[];
   /** How webhook host names are resolved before planning (the system's resolver by default). */
@@ -31,6 +29,8 @@ export interface BatchOutcome {
   /** Operations by `${entity type}\u0000${status}`. */
   byEntity: Map<string, number>;
   dryRun: boolean;
+  /** How many events the batch committed (SPEC §10.1). */
+  events: number;
 }
 
 const pairKey = (stored: string, plain: string): string => `${stored}\u0000${plain}`;
@@ -132,7 +132,7 @@ export class BatchExecutor {
     try {
       const allowHosts = this.options.webhookAllowHosts ?? [];
       const resolved = await resolveWebhookHosts(doc, allowHosts, this.options.lookupHost);
-      const { written, events, ...outcome } = await this.store.inBatch(async (tx) => {
+      const { written, ...outcome } = await this.store.inBatch(async (tx) => {
         const snapshot = await tx.loadSnapshot(snapshotRequest(doc, principal), principal.scope);
         const verified = await verifyAgainstSnapshot(doc, snapshot);
         const plan = planBatch(doc, snapshot, {
@@ -164,7 +164,6 @@ export class BatchExecutor {
         return { batchId: doc.id, xml, stats: countResults(plan.results), byEntity: countByEntity(plan.results), dryRun: doc.dryRun, written, events };
       }, { claim: flight });
       this.options.onPasswordsWritten?.(written);
-      if (events > 0) this.options.onEventsCommitted?.(events);
       return outcome;
     } catch (err) {
       // A store shared by several processes refuses the claim while another process has this batch.

@@ -19,6 +19,11 @@ export interface AppDeps {
   passwordChecks: PasswordChecks;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * Told that a batch's answer, whose batch committed events, has been handed to the client: the
+   * task runner delivers them from then on, so that the deliveries never delay the answer.
+   */
+  onEventsAnswered?: () => void;
 }
 
 export function requireAuth(deps: AppDeps) {

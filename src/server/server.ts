@@ -146,7 +146,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     maxOperations: config.maxOperations,
     hashPolicy: hashPolicyOf(config),
     onPasswordsWritten: (hashes) => passwordChecks.note(hashes),
-    onEventsCommitted: () => tasks?.wake(),
     webhookAllowHosts: config.webhookAllowHosts,
   });
   const app = createApp({
@@ -169,6 +168,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     },
     passwordChecks,
     metrics,
+    onEventsAnswered: () => tasks?.wake(),
   });
 
   // Every connection (also one still in its TLS handshake), every TLS connection and every request
