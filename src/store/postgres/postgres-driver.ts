@@ -257,20 +257,25 @@ function sqlOf(client: pg.PoolClient): Sql {
   };
 }
 
+/** A pooled connection checked out for one piece of work, and whether it broke meanwhile. */
+interface Held {
+  readonly client: pg.PoolClient;
+  /** Why the connection is unusable (it is then destroyed, not returned to the pool). */
+  broken?: unknown;
+}
+
 /** Single statements outside a transaction, each on a connection of `withClient`, translated into a 503 when the store cannot be reached. */
-function poolSql(withClient: <T>(use: (client: pg.PoolClient) => Promise<T>) => Promise<T>): Pick<Sql, 'all' | 'get'> {
-  const guarded =
-    <T>(f: (sql: Sql) => Promise<T>) =>
-    async (): Promise<T> => {
-      try {
-        return await withClient((client) => f(sqlOf(client)));
-      } catch (err) {
-        throw translate(err);
-      }
-    };
+function poolSql(withClient: <T>(use: (held: Held) => Promise<T>) => Promise<T>): Pick<Sql, 'all' | 'get'> {
+  const on = async <T>(statement: (sql: Sql) => Promise<T>): Promise<T> => {
+    try {
+      return await withClient(({ client }) => statement(sqlOf(client)));
+    } catch (err) {
+      throw translate(err);
+    }
+  };
   return {
-    all: (sql, params) => guarded((q) => q.all(sql, params))(),
-    get: (sql, params) => guarded((q) => q.get(sql, params))(),
+    all: (sql, params) => on((q) => q.all(sql, params)),
+    get: (sql, params) => on((q) => q.get(sql, params)),
   };
 }
 
@@ -342,78 +347,68 @@ export class PostgresDriver implements Driver {
     return this.transaction('BEGIN', work);
   }
 
-  /** `work` in one transaction on one pooled connection; a broken connection is thrown away, its errors become 503. */
+  /**
+   * `use` on one pooled connection, in turn with the process's other work (at most QUEUE_WAIT_MS
+   * in line). A connection that broke is destroyed (release(err)), its transaction and locks die
+   * with it; any other is returned to the pool.
+   */
+  private withClient<T>(use: (held: Held) => Promise<T>): Promise<T> {
+    return this.connections.run(async () => {
+      const held: Held = { client: await this.checkout() };
+      // A checked-out client has no pool listener: a connection lost between two queries must not crash the process.
+      const onError = (err: unknown): void => void (held.broken ??= err);
+      held.client.on('error', onError);
+      try {
+        return await use(held);
+      } catch (err) {
+        if (isBroken(err)) held.broken ??= err;
+        throw err;
+      } finally {
+        held.client.off('error', onError);
+        const { broken } = held;
+        held.client.release(broken ? (broken instanceof Error ? broken : new Error(String(broken))) : undefined);
+      }
+    }, QUEUE_WAIT_MS);
+  }
+
+  /** `work` in one transaction on one pooled connection; its errors become 503 when the store cannot be reached. */
   private transaction<T>(
     begin: string,
     work: (sql: Sql) => Promise<T>,
     before?: (client: pg.PoolClient) => Promise<void>,
     onCommit?: (seconds: number) => void,
   ): Promise<T> {
-    return this.connections.run(() => this.transactionOnClient(begin, work, before, onCommit), QUEUE_WAIT_MS);
-  }
-
-  /** `use` on one pooled connection of its own (single statements, no transaction). */
-  private withClient<T>(use: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.connections.run(async () => {
-      const client = await this.checkout();
-      let broken: unknown;
-      const onError = (err: unknown): void => void (broken ??= err);
-      client.on('error', onError);
+    return this.withClient(async (held) => {
+      const { client } = held;
       try {
-        return await use(client);
-      } catch (err) {
-        if (isBroken(err)) broken ??= err;
-        throw err;
-      } finally {
-        client.off('error', onError);
-        client.release(broken ? (broken instanceof Error ? broken : new Error(String(broken))) : undefined);
-      }
-    }, QUEUE_WAIT_MS);
-  }
-
-  private async transactionOnClient<T>(
-    begin: string,
-    work: (sql: Sql) => Promise<T>,
-    before: ((client: pg.PoolClient) => Promise<void>) | undefined,
-    onCommit: ((seconds: number) => void) | undefined,
-  ): Promise<T> {
-    const client = await this.checkout();
-    let broken: unknown;
-    // A checked-out client has no pool listener: a connection lost between two queries must not crash the process.
-    const onError = (err: unknown): void => void (broken ??= err);
-    client.on('error', onError);
-    try {
-      await client.query(begin);
-      await before?.(client);
-      const result = await work(sqlOf(client));
-      try {
-        const started = process.hrtime.bigint();
-        await client.query('COMMIT');
-        onCommit?.(secondsSince(started));
-      } catch (err) {
-        const reason = unavailableReason(err);
-        if (reason === undefined) throw err;
-        broken ??= err;
-        // The COMMIT may have reached the database before the connection went: whether the work
-        // is kept cannot be known here, so the answer says so. Re-sending is safe either way.
-        throw storeUnavailable(reason, 'unknown');
-      }
-      return result;
-    } catch (err) {
-      if (isBroken(err)) broken ??= err;
-      if (!broken) {
+        await client.query(begin);
+        await before?.(client);
+        const result = await work(sqlOf(client));
         try {
-          await client.query('ROLLBACK');
-        } catch (rollbackError) {
-          broken = rollbackError;
+          const started = process.hrtime.bigint();
+          await client.query('COMMIT');
+          onCommit?.(secondsSince(started));
+        } catch (err) {
+          const reason = unavailableReason(err);
+          if (reason === undefined) throw err;
+          held.broken ??= err;
+          // The COMMIT may have reached the database before the connection went: whether the work
+          // is kept cannot be known here, so the answer says so. Re-sending is safe either way.
+          throw storeUnavailable(reason, 'unknown');
         }
+        return result;
+      } catch (err) {
+        if (isBroken(err)) held.broken ??= err;
+        if (!held.broken) {
+          try {
+            await client.query('ROLLBACK');
+          } catch (rollbackError) {
+            held.broken = rollbackError;
+          }
+        }
+        throw translate(err);
       }
-      throw translate(err);
-    } finally {
-      client.off('error', onError);
-      // A broken connection is destroyed (release(err)), its transaction and locks die with it.
-      client.release(broken ? (broken instanceof Error ? broken : new Error(String(broken))) : undefined);
-    }
+    });
   }
 
   batch<T>(work: (sql: Sql) => Promise<T>, options: { claim?: string } = {}): Promise<T> {
