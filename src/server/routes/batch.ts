@@ -29,23 +29,6 @@ const sessionAdmin: Gate = async (principal, deps) => {
   }
 };
 
-/**
- * Calls `wake` once the answer has been handed to the client (or the client went away). The task
- * runner then delivers the batch's events: delivering while a large answer is still being written
- * would delay the answer, which the client is waiting for. The runner's own poll covers a wake
- * that never comes.
- */
-function wakeWhenAnswered(res: Response, wake: () => void): void {
-  let done = false;
-  const once = (): void => {
-    if (done) return;
-    done = true;
-    wake();
-  };
-  res.once('finish', once);
-  res.once('close', once);
-}
-
 function applyBatch(deps: AppDeps, gate: Gate): RequestHandler[] {
   return [
     requireAuth(deps),
@@ -77,7 +60,10 @@ function applyBatch(deps: AppDeps, gate: Gate): RequestHandler[] {
       }
       res.locals.batchId = outcome.batchId;
       res.locals.stats = outcome.stats;
-      if (outcome.events > 0 && deps.onEventsAnswered) wakeWhenAnswered(res, deps.onEventsAnswered);
+      // The task runner delivers the batch's events once the answer has been handed over (or the
+      // client went away: 'close' comes either way): deliveries built and posted while a large
+      // answer is still being written would delay it. The runner's poll covers a missed wake.
+      if (outcome.events > 0 && deps.onEventsAnswered) res.once('close', deps.onEventsAnswered);
       sendAnswer(res, answerIn('xml', outcome.xml));
     },
   ];
