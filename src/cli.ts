@@ -5,7 +5,7 @@ import { BatchExecutor } from './batch/execute';
 import { hashPolicyOf, loadConfig, SETTINGS, usage, type Config } from './config';
 import { ROOT_GROUP } from './domain/principals';
 import { FlexiError, isFlexiError } from './errors';
-import { createLogger } from './log';
+import { createLogger, type Logger } from './log';
 import { ensureDevPki } from './pki/dev-pki';
 import { normalizeFingerprint } from './pki/fingerprint';
 import { startServer } from './server/server';
@@ -43,6 +43,36 @@ function dateFlag(flags: Flags): string | undefined {
   return date;
 }
 
+/**
+ * Resolves with the exit code once the first SIGTERM or SIGINT has run `stop`: 0, or 1 when it
+ * failed. The handlers stay: a second signal must not kill the process half-way through
+ * stopping; it is passed to `onRepeat`, if given, and otherwise ignored.
+ */
+function untilSignalled(
+  logger: Logger,
+  messages: { stopping: string; failed: string },
+  stop: () => Promise<void>,
+  onRepeat?: (signal: NodeJS.Signals) => void,
+): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) return onRepeat?.(signal);
+      stopping = true;
+      logger.info(messages.stopping, { signal });
+      stop().then(
+        () => resolve(0),
+        (e: unknown) => {
+          logger.error(messages.failed, { error: e instanceof Error ? e.message : String(e) });
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
 async function withStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
   const store = await openStore(config.db, { poolSize: config.dbPool });
   try {
@@ -61,28 +91,10 @@ const COMMANDS: Record<string, Command> = {
       const logger = createLogger(config.logLevel);
       const server = await startServer(config, logger);
       // The handlers go in before the announcement: whoever waits for it may signal at once.
-      // They stay: a second SIGTERM or Ctrl-C must not kill the process half-way through its
-      // shutdown (the shutdown timeout bounds it already), it is only noted.
-      let stopping = false;
-      const stopped = new Promise<number>((resolve) => {
-        const stop = (signal: NodeJS.Signals): void => {
-          if (stopping) {
-            logger.info('already shutting down', { signal, shutdownTimeoutMs: config.shutdownTimeoutMs });
-            return;
-          }
-          stopping = true;
-          logger.info('shutting down', { signal });
-          server.close().then(
-            () => resolve(0),
-            (e: unknown) => {
-              logger.error('shutdown failed', { error: e instanceof Error ? e.message : String(e) });
-              resolve(1);
-            },
-          );
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
-      });
+      // The shutdown timeout bounds the shutdown; a repeated signal is only noted.
+      const stopped = untilSignalled(logger, { stopping: 'shutting down', failed: 'shutdown failed' }, () => server.close(), (signal) =>
+        logger.info('already shutting down', { signal, shutdownTimeoutMs: config.shutdownTimeoutMs }),
+      );
       err(`flexi-admin is listening on https://${config.host}:${server.port} (store: ${server.store.kind})`);
       err(`try: ${server.curlLine}`);
       return stopped;
@@ -188,25 +200,9 @@ const COMMANDS: Record<string, Command> = {
       const runner = createTaskRunner({ store, config, logger });
       runner.start();
       err(`flexi-admin task runner started (store: ${store.kind}, holder ${runner.holder})`);
-      return new Promise<number>((resolve) => {
-        let stopping = false;
-        const stop = (signal: NodeJS.Signals): void => {
-          if (stopping) return;
-          stopping = true;
-          logger.info('task runner stopping', { signal });
-          runner
-            .stop()
-            .then(() => store.close())
-            .then(
-              () => resolve(0),
-              (e: unknown) => {
-                logger.error('task runner shutdown failed', { error: e instanceof Error ? e.message : String(e) });
-                resolve(1);
-              },
-            );
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
+      return untilSignalled(logger, { stopping: 'task runner stopping', failed: 'task runner shutdown failed' }, async () => {
+        await runner.stop();
+        await store.close();
       });
     },
   },
