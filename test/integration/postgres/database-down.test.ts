@@ -1,15 +1,15 @@
 import { rmSync } from 'node:fs';
-import { isPostgresUrl } from '../../../src/store/open-store';
 import { startCluster, type Cluster } from '../../support/postgres-cluster';
 import { entries, freshPkiDir } from '../../support/server';
 import { logLines, type Spawned } from '../../support/spawned';
-import { dropTestDb, dumpStore, journalSummary, newTestDb } from '../../support/stores';
+import { dropTestDb, dumpStore, journalSummary } from '../../support/stores';
 import { comparableDump } from '../../support/contested';
 import {
   envelopeMessage,
   executions,
   getPath,
   holdJournal,
+  postgresTestDb,
   lockState,
   putBatch,
   replay,
@@ -257,9 +257,8 @@ describe('PostgreSQL goes away under a running server', () => {
       if (b.first?.status === 200) expect(recorded[0]).toBe(b.first.body);
       expect(recorded[recorded.length - 1]).toBe(b.resent?.body);
     }
-    const fresh = newTestDb('');
+    const fresh = postgresTestDb();
     dbs.push(fresh);
-    if (!isPostgresUrl(fresh)) throw new Error('test/integration/postgres runs in the jest project "postgres" only (--selectProjects postgres)');
     const replayed = await serve(fresh, pki, servers);
     expect(await replay(order, replayed.port, pki)).toEqual([]);
     expect(comparableDump(fresh, [])).toEqual(comparableDump(db, []));

@@ -1,9 +1,6 @@
-import { rmSync } from 'node:fs';
-import { isPostgresUrl } from '../../../src/store/open-store';
-import { entries, freshPkiDir } from '../../support/server';
-import type { Spawned } from '../../support/spawned';
-import { dropTestDb, newTestDb, queryRows } from '../../support/stores';
-import { getPath, putBatch, serve, stopServer } from './helpers';
+import { entries } from '../../support/server';
+import { queryRows } from '../../support/stores';
+import { getPath, putBatch, serve, sharedDatabase } from './helpers';
 
 /**
  * SPEC §10.1 across processes: `seq` is the commit order of the whole store, also when two `serve`
@@ -28,22 +25,10 @@ interface FeedEvent {
 }
 
 describe('event seq across two server processes on one PostgreSQL', () => {
-  let pki: string;
-  let db: string;
-  const servers: Spawned[] = [];
-
-  beforeAll(() => {
-    pki = freshPkiDir();
-    db = newTestDb('');
-    if (!isPostgresUrl(db)) throw new Error('test/integration/postgres runs in the jest project "postgres" only (--selectProjects postgres)');
-  });
-  afterAll(async () => {
-    await Promise.all(servers.splice(0).map((s) => stopServer(s)));
-    dropTestDb(db);
-    rmSync(pki, { recursive: true, force: true });
-  });
+  const suite = sharedDatabase();
 
   test(`when ${BATCHES} batches go to two processes at once, then seq numbers every event once, each batch's events are consecutive, and the batch with the last seqs is the one that committed last`, async () => {
+    const { pki, db, servers } = suite;
     const [a, b] = await Promise.all([serve(db, pki, servers), serve(db, pki, servers)]);
     const ports = [a.port, b.port];
     const answers = await Promise.all(Array.from({ length: BATCHES }, (_, k) => putBatch(ports[k % 2], pki, batch(k), `batch ${k}`)));

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import pg from 'pg';
-import { validateAnswer } from '../../support/server';
-import { journalRows, queryRows } from '../../support/stores';
+import { isPostgresUrl } from '../../../src/store/open-store';
+import { freshPkiDir, validateAnswer } from '../../support/server';
+import { dropTestDb, journalRows, newTestDb, queryRows } from '../../support/stores';
 import { listeningPort, logLines, sendBatch, spawnServe, type Answer, type Spawned } from '../../support/spawned';
 
 /** Shared pieces of the PostgreSQL-only integration tests (several processes, the database going away). */
@@ -12,6 +13,31 @@ import { listeningPort, logLines, sendBatch, spawnServe, type Answer, type Spawn
 export const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
 export type Reply = Exclude<Answer, { error: Error }>;
+
+/** A fresh database on the suite's PostgreSQL: what these tests show has no SQLite counterpart. */
+export function postgresTestDb(): string {
+  const db = newTestDb('');
+  if (!isPostgresUrl(db)) throw new Error('test/integration/postgres runs in the jest project "postgres" only (--selectProjects postgres)');
+  return db;
+}
+
+/**
+ * A describe block's dev PKI and fresh database, made before its tests; afterwards the servers
+ * it started (pushed to `servers`) are stopped and both are removed.
+ */
+export function sharedDatabase(): { readonly pki: string; readonly db: string; readonly servers: Spawned[] } {
+  const suite = { pki: '', db: '', servers: [] as Spawned[] };
+  beforeAll(() => {
+    suite.pki = freshPkiDir();
+    suite.db = postgresTestDb();
+  });
+  afterAll(async () => {
+    await Promise.all(suite.servers.splice(0).map((s) => stopServer(s)));
+    dropTestDb(suite.db);
+    rmSync(suite.pki, { recursive: true, force: true });
+  });
+  return suite;
+}
 
 /** The answer of a request, or a failure that says the server did not answer in time (a hang) or cut the connection. */
 export async function answered(answer: Promise<Answer>, what: string, timeoutMs = 60_000): Promise<Reply> {

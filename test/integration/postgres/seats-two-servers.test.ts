@@ -1,10 +1,6 @@
-import { rmSync } from 'node:fs';
-import { isPostgresUrl } from '../../../src/store/open-store';
-import { entries, freshPkiDir } from '../../support/server';
-import type { Spawned } from '../../support/spawned';
-import { dropTestDb, newTestDb } from '../../support/stores';
+import { entries } from '../../support/server';
 import { batchDoc, deleteUserOp, groupOp, seatsInUse, seatsUsed, userOp } from '../../support/tenants';
-import { putBatch, serve, serverFaults, stopServer } from './helpers';
+import { putBatch, serve, serverFaults, sharedDatabase } from './helpers';
 
 /**
  * SPEC §7.2 across processes: two `serve` processes on one PostgreSQL database, each sent half
@@ -15,22 +11,10 @@ import { putBatch, serve, serverFaults, stopServer } from './helpers';
 const RACERS = 16;
 
 describe('two serve processes racing for the last seats of a group', () => {
-  let pki: string;
-  let db: string;
-  const servers: Spawned[] = [];
-
-  beforeAll(() => {
-    pki = freshPkiDir();
-    db = newTestDb('');
-    if (!isPostgresUrl(db)) throw new Error('test/integration/postgres runs in the jest project "postgres" only (--selectProjects postgres)');
-  });
-  afterAll(async () => {
-    await Promise.all(servers.splice(0).map((s) => stopServer(s)));
-    dropTestDb(db);
-    rmSync(pki, { recursive: true, force: true });
-  });
+  const suite = sharedDatabase();
 
   test(`when ${RACERS} one-user batches go to two processes at once for the last free seats, then exactly that many users get in, each other one is refused naming the full group, and a delete frees seats for the next race`, async () => {
+    const { pki, db, servers } = suite;
     const [a, b] = await Promise.all([serve(db, pki, servers), serve(db, pki, servers)]);
     const ports = [a.port, b.port];
     const seeded = await putBatch(

@@ -1,15 +1,15 @@
 import { rmSync } from 'node:fs';
-import { isPostgresUrl } from '../../../src/store/open-store';
 import { entries, freshPkiDir } from '../../support/server';
 import { logLines, sendBatch, type Spawned } from '../../support/spawned';
 import { clientBatch, comparableDump, isGenerated, plainPasswordsOf } from '../../support/contested';
-import { dropTestDb, dumpStore, newTestDb, queryRows } from '../../support/stores';
+import { dropTestDb, dumpStore, queryRows } from '../../support/stores';
 import {
   answered,
   envelopeMessage,
   executions,
   getPath,
   holdJournal,
+  postgresTestDb,
   lockState,
   putBatch,
   replay,
@@ -78,9 +78,8 @@ describe('two serve processes on one PostgreSQL database', () => {
   afterAll(() => rmSync(pki, { recursive: true, force: true }));
 
   function freshDb(): string {
-    const db = newTestDb('');
+    const db = postgresTestDb();
     dbs.push(db);
-    if (!isPostgresUrl(db)) throw new Error('test/integration/postgres runs in the jest project "postgres" only (--selectProjects postgres)');
     return db;
   }
 
