@@ -140,7 +140,8 @@ export class BatchExecutor {
           passwordMatches: (stored, plain) => verified.get(pairKey(stored, plain)) ?? verifyPasswordSync(stored, plain),
           webhooks: { allowHosts, resolved },
         });
-        const xml = renderResult({ id: doc.id, dryRun: doc.dryRun }, plan.results);
+        const stats = countResults(plan.results);
+        const xml = renderResult({ id: doc.id, dryRun: doc.dryRun }, plan.results, stats);
         let written: Array<string | null> = [];
         let events = 0;
         if (!doc.dryRun) {
@@ -161,7 +162,7 @@ export class BatchExecutor {
             resultXml: xml,
           });
         }
-        return { batchId: doc.id, xml, stats: countResults(plan.results), byEntity: countByEntity(plan.results), dryRun: doc.dryRun, written, events };
+        return { batchId: doc.id, xml, stats, byEntity: countByEntity(plan.results), dryRun: doc.dryRun, written, events };
       }, { claim: flight });
       this.options.onPasswordsWritten?.(written);
       return outcome;

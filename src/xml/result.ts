@@ -32,8 +32,8 @@ export interface ResultHeader {
   dryRun?: boolean;
 }
 
-/** The `<flexibee-batch-result>` of SPEC §5.1, one entry per operation in document order. */
-export function renderResult(header: ResultHeader, results: readonly OperationResult[]): string {
+/** The `<flexibee-batch-result>` of SPEC §5.1, one entry per operation in document order; `stats` are countResults(results). */
+export function renderResult(header: ResultHeader, results: readonly OperationResult[], stats: Stats = countResults(results)): string {
   const parts: string[] = [XML_DECLARATION];
   const dryRun = header.dryRun ? ' dry-run="true"' : '';
   parts.push(`<flexibee-batch-result id="${escapeXmlAttribute(header.id)}"${dryRun}>\n`);
@@ -43,9 +43,8 @@ export function renderResult(header: ResultHeader, results: readonly OperationRe
       `  <entry type="${r.type}" action="${r.action}" id="${escapeXmlAttribute(r.id)}"><status>${r.status}</status>${message}</entry>\n`,
     );
   }
-  const s = countResults(results);
   parts.push(
-    `  <stats created="${s.created}" updated="${s.updated}" deleted="${s.deleted}" skipped="${s.skipped}" failed="${s.failed}"/>\n`,
+    `  <stats created="${stats.created}" updated="${stats.updated}" deleted="${stats.deleted}" skipped="${stats.skipped}" failed="${stats.failed}"/>\n`,
   );
   parts.push('</flexibee-batch-result>\n');
   return parts.join('');
