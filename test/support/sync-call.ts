@@ -60,5 +60,6 @@ export function callSync<T>(module: string, fn: string, ...args: unknown[]): T {
 export async function closeBridges(): Promise<void> {
   const open = [...bridges.values()];
   bridges.clear();
-  await Promise.all(open.map(({ worker, port }) => (port.close(), worker.terminate())));
+  for (const { port } of open) port.close();
+  await Promise.all(open.map(({ worker }) => worker.terminate()));
 }
