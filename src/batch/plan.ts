@@ -19,6 +19,7 @@ import {
   type GroupContents,
   type GroupMove,
   type PlannedUser,
+  type SeatsUsed,
   type Snapshot,
   type SnapshotRequest,
   type SubscriptionWrite,
@@ -185,8 +186,9 @@ function sameSubscription(a: SubscriptionRecord, b: SubscriptionRecord): boolean
   return a.url === b.url && sameFilter(a, b) && sameSecret(a.secret, b.secret) && a.state === b.state;
 }
 
-function sameGroup(a: GroupRecord, b: GroupRecord): boolean {
-  return a.name === b.name && a.parentId === b.parentId && a.seats === b.seats && a.seatsUsed === b.seatsUsed && sameParams(a.params, b.params);
+/** Whether two records of a group are the same apart from the seats in use, which users' changes move. */
+function sameGroupApartFromSeats(a: GroupRecord, b: GroupRecord): boolean {
+  return a.name === b.name && a.parentId === b.parentId && a.seats === b.seats && sameParams(a.params, b.params);
 }
 
 /** Whether a user takes one of the seats of its group and every group above (SPEC §7.2): active, and not READ_ONLY. */
@@ -488,10 +490,13 @@ class WorkingState {
       else revokedAccess.push(pair);
     }
     const groups: GroupRecord[] = [];
+    const seatsUsed: SeatsUsed[] = [];
     for (const id of this.touchedGroups) {
       const now = this.groups.get(id);
       const before = this.originalGroups.get(id);
-      if (now && (!before || !sameGroup(before, now))) groups.push(now);
+      if (!now) continue;
+      if (!before || !sameGroupApartFromSeats(before, now)) groups.push(now);
+      else if (before.seatsUsed !== now.seatsUsed) seatsUsed.push({ id, seatsUsed: now.seatsUsed });
     }
     const dateActions: DateActionChange[] = [];
     for (const id of this.touchedDateActions) {
@@ -501,7 +506,7 @@ class WorkingState {
       if (gone) dateActions.push({ kind: 'delete', id });
       if (now && (!before || !sameDateAction(before, now))) dateActions.push({ kind: 'put', action: now });
     }
-    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess, groupMoves: this.groupMoves, groups, dateActions, ...this.subscriptionChanges() };
+    return { deletedCompanies: [...this.deletedCompanies], users, companies, revokedAccess, grantedAccess, groupMoves: this.groupMoves, groups, seatsUsed, dateActions, ...this.subscriptionChanges() };
   }
 }
 
@@ -954,7 +959,7 @@ class Planner {
     if (fields.seats !== undefined) next.seats = fields.seats;
     // After the move: a taskUser given with a new parent must belong to where the group goes.
     next.params = this.applyParams(next, fields.params);
-    if (sameGroup(existing, next)) return skip();
+    if (sameGroupApartFromSeats(existing, next)) return skip();
     if (id === ROOT_GROUP) {
       if (next.name !== existing.name || parent) return fail('license group root cannot be renamed or given a parent');
       // Only a root principal sets root's seats and parameters: for everyone else root lies above its scope.

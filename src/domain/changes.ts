@@ -101,6 +101,12 @@ export interface SubscriptionWrite {
   filterChanged: boolean;
 }
 
+/** A group's count of seats in use, as a batch leaves it. */
+export interface SeatsUsed {
+  id: string;
+  seatsUsed: number;
+}
+
 /** The net effect of a batch, in the order the store applies it. */
 export interface ChangeSet {
   deletedCompanies: string[];
@@ -110,8 +116,10 @@ export interface ChangeSet {
   grantedAccess: AccessRecord[];
   /** Groups created, moved or deleted, in the batch's order. */
   groupMoves: GroupMove[];
-  /** Groups whose row changed (name, parent, seats, seats used, parameters), as they end; created ones included. */
+  /** Groups created or changed (name, parent, seats, parameters), as they end. */
   groups: GroupRecord[];
+  /** Groups whose seats in use alone changed (users joined or left their subtree): the new counts. */
+  seatsUsed: SeatsUsed[];
   /** In the order to apply them. */
   dateActions: DateActionChange[];
   /** Subscriptions deleted (also those created again afterwards), then those written. */
@@ -120,5 +128,5 @@ export interface ChangeSet {
 }
 
 export function emptyChangeSet(): ChangeSet {
-  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [], dateActions: [], deletedSubscriptions: [], subscriptions: [] };
+  return { deletedCompanies: [], users: [], companies: [], revokedAccess: [], grantedAccess: [], groupMoves: [], groups: [], seatsUsed: [], dateActions: [], deletedSubscriptions: [], subscriptions: [] };
 }

@@ -35,6 +35,8 @@ import type { BatchTransaction, EventPage, GroupView, Listed, LiveSession, Page,
 
 const USER_COLUMNS = USERS.columnNames.filter((c) => c !== 'created_at' && c !== 'updated_at').join(', ');
 const GROUP_COLUMNS = LICENSE_GROUPS.columnNames.filter((c) => c !== 'created_at' && c !== 'updated_at').join(', ');
+/** The same columns of `license_groups g` in a join. */
+const G_GROUP_COLUMNS = GROUP_COLUMNS.split(', ').map((c) => `g.${c}`).join(', ');
 
 /**
  * A name holding U+0000 names nothing: PostgreSQL text cannot hold that character (it refuses
@@ -138,6 +140,7 @@ export class SqlStore implements Store {
         const now = new Date().toISOString();
         for (const move of changes.groupMoves) if (move.kind !== 'delete') await this.moveGroup(sql, move, now);
         await sql.insert(LICENSE_GROUPS, changes.groups.map((g) => LICENSE_GROUPS.values(g, now)), { upsert: true });
+        for (const g of changes.seatsUsed) await sql.run(q.setSeatsUsed, [g.seatsUsed, now, g.id]);
         if (changes.deletedCompanies.length) await sql.run(q.deleteCompanies, [dialect.list(changes.deletedCompanies)]);
         await sql.insert(USERS, changes.users.map((u) => USERS.values(u, now)), { upsert: true });
         // Deleting or blocking a user ends its sessions, so a later restore or unblock does not revive them.
@@ -551,9 +554,12 @@ function statements({ dialect }: Driver) {
     snapshotCompaniesByPrefix: `SELECT c.* FROM ${dialect.values('p')} JOIN companies c ON c.id >= p.value AND c.id < p.value || '{' ORDER BY c.id`,
     snapshotAccess: `SELECT a.user_key, a.company_id, a.role, c.license_group FROM access a JOIN companies c ON c.id = a.company_id
       WHERE ${inList(dialect, 'a.user_key')}`,
-    // Each named group with every group above it.
-    snapshotGroups: `SELECT ${GROUP_COLUMNS} FROM license_groups WHERE id IN (
-      SELECT c.ancestor FROM license_group_closure c WHERE ${inList(dialect, 'c.descendant')})`,
+    // Each named group with every group above it. A join, not `id IN (SELECT … IN (…))`: SQLite
+    // builds a temporary index for each nested IN list, which made this the costliest statement of
+    // a one-user batch (about 90 µs against 8).
+    snapshotGroups: `SELECT DISTINCT ${G_GROUP_COLUMNS} FROM ${dialect.values('l')}
+      JOIN license_group_closure c ON c.descendant = l.value JOIN license_groups g ON g.id = c.ancestor`,
+    setSeatsUsed: 'UPDATE license_groups SET seats_used = ?, updated_at = ? WHERE id = ?',
     countChildGroups: countBy('parent_id', 'license_groups'),
     countUsers: countBy('license_group', 'users', ' AND deleted = 0'),
     countCompanies: countBy('license_group', 'companies'),
@@ -584,9 +590,9 @@ function statements({ dialect }: Driver) {
       WHERE a.user_key = ? AND ${inScope('c.license_group')} ORDER BY c.id`,
     listCompanies: `SELECT * FROM companies WHERE ${inScope('license_group')} AND (show = 1 OR ? = 1)`,
     countListedCompanies: `SELECT count(*) AS n FROM companies WHERE ${inScope('license_group')} AND (show = 1 OR ? = 1)`,
-    listGroups: `SELECT ${GROUP_COLUMNS.split(', ').map((c) => `g.${c}`).join(', ')} FROM license_groups g WHERE ${inScope('g.id')}`,
+    listGroups: `SELECT ${G_GROUP_COLUMNS} FROM license_groups g WHERE ${inScope('g.id')}`,
     ancestorsOf: `SELECT ancestor, descendant, depth FROM license_group_closure WHERE ${inList(dialect, 'descendant')}`,
-    chainOf: `SELECT ${GROUP_COLUMNS.split(', ').map((c) => `g.${c}`).join(', ')} FROM license_group_closure c JOIN license_groups g ON g.id = c.ancestor
+    chainOf: `SELECT ${G_GROUP_COLUMNS} FROM license_group_closure c JOIN license_groups g ON g.id = c.ancestor
       WHERE c.descendant = ? ORDER BY c.depth`,
     latestJournal: `SELECT * FROM batch_journal WHERE batch_id = ? AND ${inScope('scope')} ORDER BY seq DESC LIMIT 1`,
     latestJournalSentBy: `SELECT * FROM batch_journal WHERE batch_id = ? AND acting_user_key = ? AND ${inScope('scope')} ORDER BY seq DESC LIMIT 1`,

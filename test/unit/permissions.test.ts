@@ -26,7 +26,7 @@ const CERTIFICATE: Principal = { kind: 'certificate', name: 'FP', scope: 'root' 
 /** The seat counters (SPEC §7.2) are left out of the change set here: test/unit/groups.test.ts asserts them. */
 function plan(operations: string, snap: Snapshot, principal: Principal = AS_ACTOR): Plan {
   const doc = parseBatch(`<flexibee-batch id="t">${operations}</flexibee-batch>`, { maxOperations: 1000 });
-  return withoutSeatCounts(planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync }), snap);
+  return withoutSeatCounts(planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync }));
 }
 
 /** [status, id, message] of every result, messages only where given. */

@@ -18,7 +18,7 @@ const ROOT: Principal = { kind: 'cli', name: 'cli', scope: 'root' };
 /** The seat counters (SPEC §7.2) are left out of the change set here: test/unit/groups.test.ts asserts them. */
 function plan(operations: string, snap: Snapshot = snapshot(), rootAttributes = ''): Plan {
   const doc = parseBatch(`<flexibee-batch id="t"${rootAttributes}>${operations}</flexibee-batch>`, { maxOperations: 1000 });
-  return withoutSeatCounts(planBatch(doc, snap, { principal: ROOT, passwordMatches: verifyPasswordSync }), snap);
+  return withoutSeatCounts(planBatch(doc, snap, { principal: ROOT, passwordMatches: verifyPasswordSync }));
 }
 
 /** [status, id, message] of every result, messages only where given. */
