@@ -691,9 +691,11 @@ class Planner {
    */
   private requireSeat(before: UserRecord | undefined, after: UserRecord): void {
     if (!takesSeat(after)) return;
-    const already = takesSeat(before) ? this.state.groups.ancestorIds((before as UserRecord).licenseGroup) : [];
-    for (const g of this.state.groups.chain(after.licenseGroup)) {
-      if (g.seats === null || already.includes(g.id)) continue;
+    const tree = this.state.groups;
+    const already = takesSeat(before) ? tree.ancestorIds((before as UserRecord).licenseGroup) : [];
+    for (const id of tree.ancestorIds(after.licenseGroup)) {
+      const g = tree.get(id) as GroupRecord;
+      if (g.seats === null || already.includes(id)) continue;
       if (g.seatsUsed + 1 > g.seats) fail(noFreeSeat(g));
     }
   }

@@ -1,6 +1,6 @@
 import { parseBatch } from '../../src/batch/parse';
 import { planBatch, type Plan, type Snapshot } from '../../src/batch/plan';
-import { decodeRun, encodeRun, matchesEventPatterns, type EventBody, type PlannedEvent } from '../../src/domain/events';
+import { decodeRun, encodeRun, eventRuns, matchesEventPatterns, MAX_RUN_EVENTS, type EventBody, type PlannedEvent } from '../../src/domain/events';
 import { rootGroup, type GroupRecord } from '../../src/domain/groups';
 import { verifyPasswordSync } from '../../src/domain/passwords';
 import { noPermissions } from '../../src/domain/permissions';
@@ -203,5 +203,18 @@ describe('how a run of events is kept (the outbox rows)', () => {
     expect(data.startsWith('z')).toBe(true);
     expect(data.length).toBeLessThan(JSON.stringify(bodies).length / 5);
     expect(decodeRun(data)).toEqual(bodies);
+  });
+
+  test('when a commit has more events of one scope than a run holds, then they become consecutive runs of at most MAX_RUN_EVENTS, in order', () => {
+    const planned = (i: number, group = 'ga'): PlannedEvent => ({ group, body: body(i) });
+    const events = [...Array.from({ length: 2 * MAX_RUN_EVENTS + 1 }, (_, i) => planned(i)), planned(9999, 'gb')];
+    const runs = eventRuns(events, 101);
+    expect(runs.map((r) => [r.seq, r.group, r.bodies.length])).toEqual([
+      [101, 'ga', MAX_RUN_EVENTS],
+      [101 + MAX_RUN_EVENTS, 'ga', MAX_RUN_EVENTS],
+      [101 + 2 * MAX_RUN_EVENTS, 'ga', 1],
+      [102 + 2 * MAX_RUN_EVENTS, 'gb', 1],
+    ]);
+    expect(runs.flatMap((r) => r.bodies)).toEqual(events.map((e) => e.body));
   });
 });
