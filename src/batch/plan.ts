@@ -19,7 +19,7 @@ import {
   type GroupContents,
   type GroupMove,
   type PlannedUser,
-  type SeatsUsed,
+  type SeatChange,
   type Snapshot,
   type SnapshotRequest,
   type SubscriptionWrite,
@@ -490,13 +490,13 @@ class WorkingState {
       else revokedAccess.push(pair);
     }
     const groups: GroupRecord[] = [];
-    const seatsUsed: SeatsUsed[] = [];
+    const seatsUsed: SeatChange[] = [];
     for (const id of this.touchedGroups) {
       const now = this.groups.get(id);
       const before = this.originalGroups.get(id);
       if (!now) continue;
       if (!before || !sameGroupApartFromSeats(before, now)) groups.push(now);
-      else if (before.seatsUsed !== now.seatsUsed) seatsUsed.push({ id, seatsUsed: now.seatsUsed });
+      else if (before.seatsUsed !== now.seatsUsed) seatsUsed.push({ id, delta: now.seatsUsed - before.seatsUsed });
     }
     const dateActions: DateActionChange[] = [];
     for (const id of this.touchedDateActions) {

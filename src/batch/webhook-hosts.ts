@@ -25,7 +25,7 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
  * FAILED): not addresses, not `localhost` names, not the allowed hosts. The planner stays pure and
  * the lock is never held while DNS answers.
  */
-export async function resolveWebhookHosts(
+export function resolveWebhookHosts(
   doc: BatchDocument,
   allowHosts: readonly string[],
   lookupHost: HostLookup = systemLookup,
@@ -37,8 +37,12 @@ export async function resolveWebhookHosts(
     const host = urlHost(op.fields.url);
     if (!isAddressLiteral(host) && !isLoopbackName(host) && !isAllowedHost(host, allowHosts)) hosts.add(host);
   }
+  // Most batches name no host to look up: they go on without the lookups' machinery.
+  return hosts.size === 0 ? Promise.resolve(new Map()) : resolveAll([...hosts], lookupHost, timeoutMs);
+}
+
+async function resolveAll(queue: string[], lookupHost: HostLookup, timeoutMs: number): Promise<Map<string, HostResolution>> {
   const resolved = new Map<string, HostResolution>();
-  const queue = [...hosts];
   const worker = async (): Promise<void> => {
     for (let host = queue.shift(); host !== undefined; host = queue.shift()) {
       try {

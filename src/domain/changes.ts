@@ -101,10 +101,10 @@ export interface SubscriptionWrite {
   filterChanged: boolean;
 }
 
-/** A group's count of seats in use, as a batch leaves it. */
-export interface SeatsUsed {
+/** How many seats in use a group gained (or, negative, lost) in a batch. */
+export interface SeatChange {
   id: string;
-  seatsUsed: number;
+  delta: number;
 }
 
 /** The net effect of a batch, in the order the store applies it. */
@@ -118,8 +118,11 @@ export interface ChangeSet {
   groupMoves: GroupMove[];
   /** Groups created or changed (name, parent, seats, parameters), as they end. */
   groups: GroupRecord[];
-  /** Groups whose seats in use alone changed (users joined or left their subtree): the new counts. */
-  seatsUsed: SeatsUsed[];
+  /**
+   * Groups whose seats in use alone changed (users joined or left their subtree), by how much: the
+   * batch holds the store's lock, so adding these to the stored counts gives the planner's counts.
+   */
+  seatsUsed: SeatChange[];
   /** In the order to apply them. */
   dateActions: DateActionChange[];
   /** Subscriptions deleted (also those created again afterwards), then those written. */

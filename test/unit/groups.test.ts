@@ -81,9 +81,14 @@ function world(w: World = {}): Snapshot {
 
 const contents = (id: string, over: Partial<Omit<GroupContents, 'id'>> = {}): GroupContents => ({ id, groups: 0, users: 0, companies: 0, certificates: 0, dateActions: 0, ...over });
 
+/** The snapshot each plan was made from: seatCounts adds a plan's changes of seats to it. */
+const plannedFrom = new WeakMap<Plan, Snapshot>();
+
 function plan(operations: string, snap: Snapshot, principal: Principal = ROOT, rootAttributes = ''): Plan {
   const doc = parseBatch(`<flexibee-batch id="t"${rootAttributes}>${operations}</flexibee-batch>`, { maxOperations: 1000 });
-  return planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync });
+  const p = planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync });
+  plannedFrom.set(p, snap);
+  return p;
 }
 
 /** [status, id, message] of every result, messages only where given. */
@@ -91,9 +96,14 @@ function outcomes(p: Plan): Array<[string, string] | [string, string, string]> {
   return p.results.map((r) => (r.message === undefined ? [r.status, r.id] : [r.status, r.id, r.message]));
 }
 
-/** The seats used of every group whose row the change set writes: whole (created or changed) or its count alone. */
+/**
+ * The seats used of every group whose row the change set writes: a whole row (created or changed)
+ * gives its count, a change of the count alone (`seatsUsed`) is added to the snapshot's.
+ */
 function seatCounts(p: Plan): Record<string, number> {
-  return Object.fromEntries([...p.changes.groups, ...p.changes.seatsUsed].map((g) => [g.id, g.seatsUsed]));
+  const snap = plannedFrom.get(p) as Snapshot;
+  const before = (id: string): number => snap.groups.find((g) => g.id === id)?.seatsUsed ?? 0;
+  return Object.fromEntries([...p.changes.groups.map((g) => [g.id, g.seatsUsed]), ...p.changes.seatsUsed.map((c) => [c.id, before(c.id) + c.delta])]);
 }
 
 function group(snap: Snapshot, id: string): GroupRecord {
@@ -759,7 +769,7 @@ describe('planBatch: seats (SPEC §7.2)', () => {
     expect(seatCounts(p)).toEqual({ dept: 2, cust_a1: 3, partner_a: 3, root: 8, cust_b1: 1, partner_b: 5 });
     // Only the counts changed: the store updates them alone rather than writing whole rows again.
     expect(p.changes.groups).toEqual([]);
-    expect(p.changes.seatsUsed).toContainEqual({ id: 'cust_a1', seatsUsed: 3 });
+    expect(p.changes.seatsUsed).toContainEqual({ id: 'cust_a1', delta: 2 });
   });
 
   test('when a group\'s limit is reached, then creating a NORMAL or REST_API user in it or below it is FAILED naming the group', () => {
