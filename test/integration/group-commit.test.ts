@@ -63,6 +63,24 @@ describe('concurrent batches of one process stay separate (SQLite: group commit)
     expect(journalOrder()).toEqual(['a', 'c', 'd']);
   });
 
+  // The first batch of a group runs without a savepoint (its undo is the transaction's rollback).
+  test('when the first of several concurrent batches fails after writing, then only its writes are undone and the ones after it are committed', async () => {
+    const outcomes = await Promise.allSettled(
+      ['a', 'b', 'c'].map((name) =>
+        store.inBatch(async (tx) => {
+          await tx.apply(oneUser(`first.${name}`));
+          await journalled(tx, name);
+          if (name === 'a') throw new Error('batch a fails after its writes');
+          return name;
+        }),
+      ),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+    expect((outcomes[0] as PromiseRejectedResult).reason).toEqual(new Error('batch a fails after its writes'));
+    expect(usernames()).toEqual(['first.b', 'first.c']);
+    expect(journalOrder()).toEqual(['b', 'c']);
+  });
+
   test('when batches arrive while others wait, then they are applied in arrival order and every one is answered', async () => {
     const order: string[] = [];
     const run = (name: string): Promise<string> =>

@@ -214,6 +214,11 @@ export class SqliteDriver implements Driver {
    * their serial order and their journal order), each all-or-nothing. None is answered before
    * the one COMMIT that makes all of them durable; if that fails, all of them fail with 503 and
    * nothing of any is kept, so each is safe to re-send.
+   *
+   * The first batch of a group needs no savepoint: undoing it is rolling the transaction back.
+   * That matters for large batches, which usually come alone: inside a savepoint SQLite copies
+   * every page it changes to a statement journal, which spills to a temporary file past 64 kB, and
+   * a 10 000-operation batch wrote its rows three times slower.
    */
   private async commitGroup(): Promise<void> {
     this.committing = true;
@@ -227,21 +232,25 @@ export class SqliteDriver implements Driver {
       while (this.waiting.length > 0 && started < MAX_GROUP) {
         const job = this.waiting.shift() as BatchJob;
         started++;
+        const first = !this.writer.inTransaction;
         try {
-          if (!this.writer.inTransaction) this.writer.exec('BEGIN IMMEDIATE');
-          this.writer.exec('SAVEPOINT batch');
+          this.writer.exec(first ? 'BEGIN IMMEDIATE' : 'SAVEPOINT batch');
         } catch (err) {
           job.reject(translate(err));
           continue;
         }
         try {
           const value = await job.work(this.writeSql);
-          this.writer.exec('RELEASE batch');
+          if (!first) this.writer.exec('RELEASE batch');
           done.push({ job, value });
         } catch (err) {
           if (this.writer.inTransaction) {
-            this.writer.exec('ROLLBACK TO batch');
-            this.writer.exec('RELEASE batch');
+            if (first) {
+              this.writer.exec('ROLLBACK');
+            } else {
+              this.writer.exec('ROLLBACK TO batch');
+              this.writer.exec('RELEASE batch');
+            }
           } else {
             // SQLite rolled the whole transaction back (a full disk, say): the batches before it are gone too.
             failAll(translate(err));
