@@ -68,6 +68,9 @@ async function verifyAgainstSnapshot(doc: BatchDocument, snapshot: Snapshot): Pr
 
 /** Each new plain-text password hashed in the algorithm its user's group asks for (SPEC §7.3), else the server's. */
 async function hashNewPasswords(users: PlannedUser[], policy: HashPolicy): Promise<UserRecord[]> {
+  // Most users of a batch bring no plain-text password (the planner leaves newPassword out then):
+  // they are written as they are, not copied and awaited one by one.
+  if (users.every((u) => u.newPassword === undefined)) return users;
   return Promise.all(
     users.map(async ({ newPassword, hashAlgorithm, ...user }) =>
       newPassword === undefined ? user : { ...user, passwordHash: await hashPassword(newPassword, { ...policy, algorithm: hashAlgorithm ?? policy.algorithm }) },
