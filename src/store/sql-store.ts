@@ -1,6 +1,6 @@
 import type { GroupContents, GroupMove, SeatChange, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
-import { encodeRun, eventJsons, eventRuns, RunCache, type EventBatch } from '../domain/events';
+import { bodyOf, encodeRun, eventJsons, eventRuns, RunCache, type EventBatch } from '../domain/events';
 import type { RoleCode } from '../domain/roles';
 import { userKey, type UserRecord } from '../domain/users';
 import {
@@ -199,11 +199,11 @@ export class SqlStore implements Store {
     const runs = eventRuns(batch.events, first).map((run) =>
       EVENT_RUNS.values({
         seq: run.seq,
-        lastSeq: run.seq + run.bodies.length - 1,
+        lastSeq: run.seq + run.events.length - 1,
         commitSeq: first,
         group: run.group,
         userGroup: run.userGroup ?? null,
-        data: encodeRun(run.bodies),
+        data: encodeRun(run.events.map(bodyOf)),
       }),
     );
     await sql.insert(EVENT_RUNS, runs);

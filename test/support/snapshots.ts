@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ChangeSet, Plan, Snapshot } from '../../src/batch/plan';
 import { emptyChangeSet } from '../../src/domain/changes';
+import { bodyOf } from '../../src/domain/events';
 import { rootGroup } from '../../src/domain/groups';
 import type { AccessRecord } from '../../src/domain/access';
 import { COMPANY_FIELDS, type CompanyRecord } from '../../src/domain/companies';
@@ -49,4 +50,12 @@ export const EMPTY_CHANGES: ChangeSet = emptyChangeSet();
  */
 export function withoutSeatCounts(plan: Plan): Plan {
   return { ...plan, changes: { ...plan.changes, seatsUsed: [] } };
+}
+
+/**
+ * The plan with every event's body built, as the store writes it: the planner defers the bodies of
+ * the events a batch makes in bulk (domain/events.ts), so plans compare by the events they write.
+ */
+export function withEventBodies(plan: Plan): Plan {
+  return { ...plan, events: plan.events.map((e) => ({ ...e, body: bodyOf(e) })) };
 }

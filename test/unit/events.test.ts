@@ -1,11 +1,11 @@
 import { parseBatch } from '../../src/batch/parse';
 import { planBatch, type Plan, type Snapshot } from '../../src/batch/plan';
-import { decodeRun, encodeRun, eventRuns, matchesEventPatterns, MAX_RUN_EVENTS, type EventBody, type PlannedEvent } from '../../src/domain/events';
+import { bodyOf, decodeRun, encodeRun, eventRuns, matchesEventPatterns, MAX_RUN_EVENTS, type EventBody, type PlannedEvent } from '../../src/domain/events';
 import { rootGroup, type GroupRecord } from '../../src/domain/groups';
 import { verifyPasswordSync } from '../../src/domain/passwords';
 import { noPermissions } from '../../src/domain/permissions';
 import type { Principal } from '../../src/domain/principals';
-import { company, grant, sha256, snapshot, user } from '../support/snapshots';
+import { company, grant, sha256, snapshot, user, withEventBodies } from '../support/snapshots';
 
 /**
  * The events a batch makes (SPEC §10.1), as the planner derives them: one or more per change, in
@@ -25,13 +25,14 @@ const WORLD: Snapshot = snapshot({
   groups: [{ ...rootGroup(), seatsUsed: 2 }, group('ga', 'root', { seatsUsed: 1 })],
 });
 
+/** The plan with every event's body built, as the store writes them. */
 function plan(operations: string, snap: Snapshot = WORLD, rootAttributes = '', principal: Principal = ROOT): Plan {
   const doc = parseBatch(`<flexibee-batch id="t"${rootAttributes}>${operations}</flexibee-batch>`, { maxOperations: 1000 });
-  return planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync });
+  return withEventBodies(planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync }));
 }
 
 /** [type, entity id, group] of each event. */
-const kinds = (p: Plan): Array<[string, string, string]> => p.events.map((e) => [e.body.type, e.body.entity.id, e.group]);
+const kinds = (p: Plan): Array<[string, string, string]> => p.events.map((e) => [bodyOf(e).type, bodyOf(e).entity.id, e.group]);
 
 describe('events of users (SPEC §10.1)', () => {
   test('when a user is created with a password, then USER_CREATED names the values it starts with and only that a password was set', () => {
@@ -78,7 +79,7 @@ describe('events of users (SPEC §10.1)', () => {
       ['USER_DELETED', 'anna', 'root'],
       ['USER_RESTORED', 'anna', 'root'],
     ]);
-    expect(p.events[1].body.values).toEqual({ email: 'anna@firma.cz', password: 'set', userType: 'NORMAL' });
+    expect(bodyOf(p.events[1]).values).toEqual({ email: 'anna@firma.cz', password: 'set', userType: 'NORMAL' });
     const moved = plan('<user><username>anna</username><licenseGroup>ga</licenseGroup></user>');
     expect(moved.events).toEqual([{ group: 'ga', body: { type: 'USER_UPDATED', entity: { type: 'USER', id: 'anna' }, changes: { licenseGroup: { from: 'root', to: 'ga' } } } }]);
   });
@@ -91,7 +92,7 @@ describe('events of companies and access (SPEC §10.1)', () => {
       ['COMPANY_CREATED', 'nova', 'root'],
       ['ACCESS_GRANTED', 'anna@nova', 'root'],
     ]);
-    expect(p.events[0].body.values).toEqual({ name: 'Nova', country: 'CZ', type: 'PODNIKATELE+PU', show: true });
+    expect(bodyOf(p.events[0]).values).toEqual({ name: 'Nova', country: 'CZ', type: 'PODNIKATELE+PU', show: true });
     expect(p.events[1]).toEqual({ group: 'root', body: { type: 'ACCESS_GRANTED', entity: { type: 'ACCESS_LIST', id: 'anna@nova' }, user: 'anna', company: 'nova', role: 'ADMIN' } });
   });
 
@@ -173,7 +174,7 @@ describe('no event for what is not committed (SPEC §10.1)', () => {
 });
 
 describe('event type patterns of a subscription (SPEC §10.2)', () => {
-  const event = (type: PlannedEvent['body']['type']): string => type;
+  const event = (type: EventBody['type']): string => type;
   test.each([
     [[], 'USER_CREATED', true],
     [['USER_*'], 'USER_BLOCKED', true],
@@ -209,12 +210,12 @@ describe('how a run of events is kept (the outbox rows)', () => {
     const planned = (i: number, group = 'ga'): PlannedEvent => ({ group, body: body(i) });
     const events = [...Array.from({ length: 2 * MAX_RUN_EVENTS + 1 }, (_, i) => planned(i)), planned(9999, 'gb')];
     const runs = eventRuns(events, 101);
-    expect(runs.map((r) => [r.seq, r.group, r.bodies.length])).toEqual([
+    expect(runs.map((r) => [r.seq, r.group, r.events.length])).toEqual([
       [101, 'ga', MAX_RUN_EVENTS],
       [101 + MAX_RUN_EVENTS, 'ga', MAX_RUN_EVENTS],
       [101 + 2 * MAX_RUN_EVENTS, 'ga', 1],
       [102 + 2 * MAX_RUN_EVENTS, 'gb', 1],
     ]);
-    expect(runs.flatMap((r) => r.bodies)).toEqual(events.map((e) => e.body));
+    expect(runs.flatMap((r) => r.events)).toEqual(events);
   });
 });

@@ -9,7 +9,7 @@ import { noPermissions, PERMISSION_NAMES, type PermissionName, type Permissions 
 import type { Principal } from '../../src/domain/principals';
 import { ROLE_CODES } from '../../src/domain/roles';
 import type { UserRecord } from '../../src/domain/users';
-import { company, deepFreeze, EMPTY_CHANGES, grant, snapshot, user } from '../support/snapshots';
+import { company, deepFreeze, EMPTY_CHANGES, grant, snapshot, user, withEventBodies } from '../support/snapshots';
 
 /**
  * SPEC §7 at planner level: the license-group tree, scopes, seats and parameters, on hand-made
@@ -86,7 +86,7 @@ const plannedFrom = new WeakMap<Plan, Snapshot>();
 
 function plan(operations: string, snap: Snapshot, principal: Principal = ROOT, rootAttributes = ''): Plan {
   const doc = parseBatch(`<flexibee-batch id="t"${rootAttributes}>${operations}</flexibee-batch>`, { maxOperations: 1000 });
-  const p = planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync });
+  const p = withEventBodies(planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync }));
   plannedFrom.set(p, snap);
   return p;
 }

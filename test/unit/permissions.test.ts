@@ -7,7 +7,7 @@ import { beyondActor, missingFor, NEEDS, noPermissions, PERMISSION_NAMES, runsCo
 import type { Principal } from '../../src/domain/principals';
 import type { RoleCode } from '../../src/domain/roles';
 import type { UserRecord } from '../../src/domain/users';
-import { company, EMPTY_CHANGES, grant, sha256, snapshot, user, withoutSeatCounts } from '../support/snapshots';
+import { company, EMPTY_CHANGES, grant, sha256, snapshot, user, withEventBodies, withoutSeatCounts } from '../support/snapshots';
 
 /** Pre-hashed digests of the lengths SPEC §4.3 requires; the planner never checks their value. */
 const SHA256_DIGEST = 'af123bd3'.repeat(8);
@@ -26,7 +26,7 @@ const CERTIFICATE: Principal = { kind: 'certificate', name: 'FP', scope: 'root' 
 /** The seat counters (SPEC §7.2) are left out of the change set here: test/unit/groups.test.ts asserts them. */
 function plan(operations: string, snap: Snapshot, principal: Principal = AS_ACTOR): Plan {
   const doc = parseBatch(`<flexibee-batch id="t">${operations}</flexibee-batch>`, { maxOperations: 1000 });
-  return withoutSeatCounts(planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync }));
+  return withoutSeatCounts(withEventBodies(planBatch(doc, snap, { principal, passwordMatches: verifyPasswordSync })));
 }
 
 /** [status, id, message] of every result, messages only where given. */

@@ -4,7 +4,7 @@ import type { AccessRecord } from '../../src/domain/access';
 import { verifyPasswordSync } from '../../src/domain/passwords';
 import { noPermissions } from '../../src/domain/permissions';
 import type { Principal } from '../../src/domain/principals';
-import { company, EMPTY_CHANGES, grant, sha256, snapshot, user, withoutSeatCounts } from '../support/snapshots';
+import { company, EMPTY_CHANGES, grant, sha256, snapshot, user, withEventBodies, withoutSeatCounts } from '../support/snapshots';
 
 /** Pre-hashed digests of the lengths SPEC §4.3 requires; the planner never checks their value. */
 const SHA256_DIGEST = 'af123bd3'.repeat(8);
@@ -18,7 +18,7 @@ const ROOT: Principal = { kind: 'cli', name: 'cli', scope: 'root' };
 /** The seat counters (SPEC §7.2) are left out of the change set here: test/unit/groups.test.ts asserts them. */
 function plan(operations: string, snap: Snapshot = snapshot(), rootAttributes = ''): Plan {
   const doc = parseBatch(`<flexibee-batch id="t"${rootAttributes}>${operations}</flexibee-batch>`, { maxOperations: 1000 });
-  return withoutSeatCounts(planBatch(doc, snap, { principal: ROOT, passwordMatches: verifyPasswordSync }));
+  return withoutSeatCounts(withEventBodies(planBatch(doc, snap, { principal: ROOT, passwordMatches: verifyPasswordSync })));
 }
 
 /** [status, id, message] of every result, messages only where given. */

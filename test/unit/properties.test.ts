@@ -54,7 +54,7 @@ import type { UserView } from '../../src/store/store';
 import { generateBatch } from '../support/batch-generator';
 import { cloneState, contested, emptyState, idempotentBySpec, recordsAsModel, runModel, stateData, verifiesAs, type ModelState } from '../support/batch-model';
 import { MemoryStore } from '../support/memory-store';
-import { company, snapshot, user } from '../support/snapshots';
+import { company, snapshot, user, withEventBodies } from '../support/snapshots';
 
 const SEED = Number(process.env.FC_SEED ?? 20_240_604);
 /** FC_RUNS multiplies every run count, for a longer hunt than the default suite affords. */
@@ -267,7 +267,7 @@ function planAndRender(doc: BatchDocument, maxOperations: number): void {
   if (doc.operations.length > maxOperations) throw new Error(`${doc.operations.length} operations were accepted with the limit ${maxOperations}`);
   if (!doc.id || doc.id !== doc.id.trim()) throw new Error(`the batch id ${JSON.stringify(doc.id)} was accepted`);
   for (const principal of [ROOT, as('anna.mlada')]) {
-    const plan = planBatch(doc, PLANNING_SNAPSHOT, { principal, passwordMatches: () => false });
+    const plan = withEventBodies(planBatch(doc, PLANNING_SNAPSHOT, { principal, passwordMatches: () => false }));
     if (plan.results.length !== doc.operations.length) throw new Error(`${plan.results.length} results for ${doc.operations.length} operations`);
     for (const r of plan.results) if (r.status === 'FAILED' && !r.message?.trim()) throw new Error(`a FAILED result has no message: ${JSON.stringify(r)}`);
     const xml = renderResult({ id: doc.id, dryRun: doc.dryRun }, plan.results);
@@ -429,12 +429,12 @@ function send(world: World, body: string, actor: Actor, context: string[]): Plan
   const principal = principalOf(actor);
   const snapshot = world.store.load(snapshotRequest(doc, principal));
   const ctx = { principal, passwordMatches };
-  const plan = planBatch(doc, snapshot, ctx);
+  const plan = withEventBodies(planBatch(doc, snapshot, ctx));
   const expected = runModel(doc, world.model, actor);
   const where = `${context.join('\n')}\n--- this send, as ${actor ?? 'root'}:\n${body}`;
 
   // Pure: the same input plans the same way again (the snapshot is frozen, so it was not touched either).
-  same(planBatch(doc, snapshot, ctx), plan, where);
+  same(withEventBodies(planBatch(doc, snapshot, ctx)), plan, where);
   same(plan.results.map((r) => ({ id: r.id, status: r.status })), expected.results, where);
   for (const r of plan.results) if (r.status === 'FAILED' && !r.message?.trim()) same(r, { ...r, message: 'a reason' }, where);
   if (doc.atomic && plan.results.some((r) => r.status === 'FAILED')) {
