@@ -1,4 +1,4 @@
-import type { GroupContents, GroupMove, SeatChange, Snapshot, SnapshotRequest } from '../domain/changes';
+import type { GroupContents, GroupMove, Snapshot, SnapshotRequest } from '../domain/changes';
 import type { CompanyRecord } from '../domain/companies';
 import { bodyOf, encodeRun, eventJsons, eventRuns, RunCache, type EventBatch } from '../domain/events';
 import type { RoleCode } from '../domain/roles';
@@ -17,6 +17,7 @@ import {
   type JournalEntry,
   type Row,
 } from './schema';
+import { groupBy } from '../util/group-by';
 import { inList, inScope, type Driver, type Sql } from './sql';
 import { applyDateActions, countDateActionsStatement, dateActionsTransaction, listDateActions, loadDateActions, type StoredDateAction } from './date-actions';
 import type { StoredSubscription } from '../domain/webhooks';
@@ -52,34 +53,20 @@ function toView(u: UserRecord, access: UserView['access']): UserView {
 }
 
 function groupAccess(rows: Row[]): Map<string, UserView['access']> {
-  const map = new Map<string, UserView['access']>();
-  for (const r of rows) {
-    let list = map.get(r.user_key as string);
-    if (!list) map.set(r.user_key as string, (list = []));
-    list.push({ company: r.company_id as string, role: r.role as RoleCode });
-  }
-  return map;
-}
-
-/** The groups of each distinct change of seats in use. */
-function idsByDelta(changes: readonly SeatChange[]): Map<number, string[]> {
-  const byDelta = new Map<number, string[]>();
-  for (const { id, delta } of changes) {
-    const ids = byDelta.get(delta);
-    if (ids) ids.push(id);
-    else byDelta.set(delta, [id]);
-  }
-  return byDelta;
+  return groupBy(
+    rows,
+    (r) => r.user_key as string,
+    (r) => ({ company: r.company_id as string, role: r.role as RoleCode }),
+  );
 }
 
 /** `ancestor, descendant, depth` rows as each descendant's path from root. */
 function pathsOf(rows: Row[]): Map<string, string[]> {
-  const byDescendant = new Map<string, Array<{ id: string; depth: number }>>();
-  for (const r of rows) {
-    let list = byDescendant.get(r.descendant as string);
-    if (!list) byDescendant.set(r.descendant as string, (list = []));
-    list.push({ id: r.ancestor as string, depth: Number(r.depth) });
-  }
+  const byDescendant = groupBy(
+    rows,
+    (r) => r.descendant as string,
+    (r) => ({ id: r.ancestor as string, depth: Number(r.depth) }),
+  );
   return new Map([...byDescendant].map(([id, list]) => [id, list.sort((a, b) => b.depth - a.depth).map((a) => a.id)]));
 }
 
@@ -152,7 +139,7 @@ export class SqlStore implements Store {
         for (const move of changes.groupMoves) if (move.kind !== 'delete') await this.moveGroup(sql, move, now);
         await sql.insert(LICENSE_GROUPS, changes.groups.map((g) => LICENSE_GROUPS.values(g, now)), { upsert: true });
         // One statement per distinct change: a user created three levels deep adds one seat to four groups.
-        for (const [delta, ids] of idsByDelta(changes.seatsUsed)) await sql.run(q.addSeatsUsed, [delta, now, dialect.list(ids)]);
+        for (const [delta, ids] of groupBy(changes.seatsUsed, (c) => c.delta, (c) => c.id)) await sql.run(q.addSeatsUsed, [delta, now, dialect.list(ids)]);
         if (changes.deletedCompanies.length) await sql.run(q.deleteCompanies, [dialect.list(changes.deletedCompanies)]);
         await sql.insert(USERS, changes.users.map((u) => USERS.values(u, now)), { upsert: true });
         // Deleting or blocking a user ends its sessions, so a later restore or unblock does not revive them.
@@ -408,12 +395,13 @@ export class SqlStore implements Store {
       const user = await sql.get(this.sql.findUser, [userKey(username), scope]);
       if (!user) return undefined;
       const companies = await sql.all(this.sql.tenantCompanies, [user.key, scope]);
-      const byGroup = new Map<string, string[]>([[user.license_group as string, []]]);
-      for (const r of companies) {
-        let list = byGroup.get(r.license_group as string);
-        if (!list) byGroup.set(r.license_group as string, (list = []));
-        list.push(r.id as string);
-      }
+      // The user's own group is a tenant even without companies.
+      const byGroup = groupBy(
+        companies,
+        (r) => r.license_group as string,
+        (r) => r.id as string,
+        new Map<string, string[]>([[user.license_group as string, []]]),
+      );
       const ids = [...byGroup.keys()];
       const groups = new Map((await sql.all(`SELECT ${GROUP_COLUMNS} FROM license_groups WHERE ${inList(this.driver.dialect, 'id')}`, [this.driver.dialect.list(ids)])).map((r) => [r.id as string, r]));
       const paths = pathsOf(await sql.all(this.sql.ancestorsOf, [this.driver.dialect.list(ids)]));
