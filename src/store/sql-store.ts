@@ -138,8 +138,11 @@ export class SqlStore implements Store {
         const now = new Date().toISOString();
         for (const move of changes.groupMoves) if (move.kind !== 'delete') await this.moveGroup(sql, move, now);
         await sql.insert(LICENSE_GROUPS, changes.groups.map((g) => LICENSE_GROUPS.values(g, now)), { upsert: true });
-        // One statement per distinct change: a user created three levels deep adds one seat to four groups.
-        for (const [delta, ids] of groupBy(changes.seatsUsed, (c) => c.delta, (c) => c.id)) await sql.run(q.addSeatsUsed, [delta, now, dialect.list(ids)]);
+        // A user created three levels deep adds one seat to four groups: on SQLite one statement per
+        // group (about 1.5 µs each; the same UPDATE over a list took 16 µs in the server), on
+        // PostgreSQL one per distinct change.
+        if (dialect.rowByRow) for (const c of changes.seatsUsed) await sql.run(q.addSeatsUsedOfOne, [c.delta, now, c.id]);
+        else for (const [delta, ids] of groupBy(changes.seatsUsed, (c) => c.delta, (c) => c.id)) await sql.run(q.addSeatsUsed, [delta, now, dialect.list(ids)]);
         if (changes.deletedCompanies.length) await sql.run(q.deleteCompanies, [dialect.list(changes.deletedCompanies)]);
         await sql.insert(USERS, changes.users.map((u) => USERS.values(u, now)), { upsert: true });
         // Deleting or blocking a user ends its sessions, so a later restore or unblock does not revive them.
@@ -560,6 +563,7 @@ function statements({ dialect }: Driver) {
     snapshotGroups: `SELECT DISTINCT ${G_GROUP_COLUMNS} FROM ${dialect.values('l')}
       JOIN license_group_closure c ON c.descendant = l.value JOIN license_groups g ON g.id = c.ancestor`,
     addSeatsUsed: `UPDATE license_groups SET seats_used = seats_used + ?, updated_at = ? WHERE ${inList(dialect, 'id')}`,
+    addSeatsUsedOfOne: 'UPDATE license_groups SET seats_used = seats_used + ?, updated_at = ? WHERE id = ?',
     countChildGroups: countBy('parent_id', 'license_groups'),
     countUsers: countBy('license_group', 'users', ' AND deleted = 0'),
     countCompanies: countBy('license_group', 'companies'),

@@ -29,6 +29,12 @@ export interface Dialect {
   values(alias: string, type?: 'text' | 'bigint'): string;
   /** A list parameter's value for `values()`. */
   list(items: readonly unknown[]): unknown;
+  /**
+   * Whether a few rows are written faster by one statement per row than by one statement over a
+   * list: true on SQLite (no round trip per statement, and an UPDATE over an `IN` list builds a
+   * temporary table), false on PostgreSQL (a round trip per statement).
+   */
+  readonly rowByRow: boolean;
 }
 
 export interface DriverOptions {

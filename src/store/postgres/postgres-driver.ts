@@ -198,6 +198,7 @@ const ARRAY_TYPES: Record<ColumnType, string> = { text: 'text[]', integer: 'int4
 const dialect: Dialect = {
   values: (alias, type = 'text') => `unnest(CAST(? AS ${type}[])) AS ${alias}(value)`,
   list: (items) => [...items],
+  rowByRow: false,
 };
 
 /** Rows per bulk statement. unnest() takes one array parameter per column, so this bounds message size only. */

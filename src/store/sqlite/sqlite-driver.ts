@@ -34,6 +34,7 @@ const MAX_GROUP = 64;
 const dialect: Dialect = {
   values: (alias) => `json_each(?) AS ${alias}`,
   list: (items) => JSON.stringify(items),
+  rowByRow: true,
 };
 
 /** Prepared once per connection: preparing costs more than running most of these statements. */
