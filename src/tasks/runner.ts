@@ -170,10 +170,11 @@ export class TaskRunner {
       const round = await this.deliver();
       if (this.stopping || !this.held) continue;
       const until = Math.min(nextDates, nextRetention, round.nextRetryAt ?? Infinity, Date.now() + pollMs);
-      // Commits that woke it meanwhile make the next round, but not sooner than WAKE_GAP_MS after this
-      // one began: a stream of small batches is delivered in rounds, not one round per batch.
-      if (this.woken) await sleep(roundStarted + WAKE_GAP_MS - Date.now());
-      else await this.waitFor(until - Date.now());
+      if (!this.woken) await this.waitFor(until - Date.now());
+      // Commits that woke it, during the round or while it waited, make the next round, but not
+      // sooner than WAKE_GAP_MS after this one began: a stream of small batches is delivered in
+      // rounds, not one round per batch.
+      if (this.woken && !this.stopping) await sleep(roundStarted + WAKE_GAP_MS - Date.now());
     }
   }
 
