@@ -6,7 +6,7 @@ import { ROOT_GROUP } from '../../src/domain/principals';
 import { newUserRecord } from '../../src/domain/users';
 import { openStore } from '../../src/store/open-store';
 import type { BatchTransaction, Store, StoredChangeSet } from '../../src/store/store';
-import { dropTestDb, newTestDb, queryRows } from '../support/stores';
+import { dropTestDb, newTestDb, queryRows, STORE_KIND } from '../support/stores';
 
 /**
  * Batches that wait for the SQLite writer at the same time share one commit (a group commit);
@@ -97,6 +97,39 @@ describe('concurrent batches of one process stay separate (SQLite: group commit)
     expect(await Promise.all([...first, ...later])).toEqual(['1', '2', '3', '4', '5']);
     expect(order).toEqual(['1', '2', '3', '4', '5']);
     expect(journalOrder()).toEqual(['1', '2', '3', '4', '5']);
+  });
+
+  // SQLite only: on PostgreSQL each batch has its own transaction.
+  (STORE_KIND === 'sqlite' ? test : test.skip)("when a batch arrives while a group runs, then it joins that group's commit", async () => {
+    let commits = 0;
+    const counted = await openStore(join(dir, 'counted.db'), { onCommit: () => commits++ });
+    try {
+      let late: Promise<string> = Promise.resolve('never sent');
+      const early = counted.inBatch(async (tx) => {
+        await tx.apply(oneUser('joined.early'));
+        // Sent as a request read in the next turn of the event loop would be, while this batch's group is open.
+        late = new Promise((resolve) => {
+          setImmediate(() =>
+            resolve(
+              counted.inBatch(async (next) => {
+                await next.apply(oneUser('joined.late'));
+                return 'late';
+              }),
+            ),
+          );
+        });
+        return 'early';
+      });
+      expect(await early).toBe('early');
+      expect(await late).toBe('late');
+      expect(commits).toBe(1);
+      expect(queryRows(join(dir, 'counted.db'), "SELECT username FROM users WHERE username LIKE 'joined.%' ORDER BY username").map((r) => r.username)).toEqual([
+        'joined.early',
+        'joined.late',
+      ]);
+    } finally {
+      await counted.close();
+    }
   });
 
   test('when a batch is answered, then its writes are already committed (readable from another connection)', async () => {

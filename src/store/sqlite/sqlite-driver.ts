@@ -94,6 +94,12 @@ interface BatchJob {
   reject: (reason: unknown) => void;
 }
 
+/** A batch of the group that ran, and its value, answered once the group is committed. */
+interface Done {
+  job: BatchJob;
+  value: unknown;
+}
+
 /**
  * One writer connection (batches and other writes, serialised in-process by a queue and across
  * processes by BEGIN IMMEDIATE) and one reader connection, so reads never see a batch half-way.
@@ -223,41 +229,21 @@ export class SqliteDriver implements Driver {
    */
   private async commitGroup(): Promise<void> {
     this.committing = true;
-    let done: Array<{ job: BatchJob; value: unknown }> = [];
-    const failAll = (err: unknown): void => {
-      for (const { job } of done) job.reject(err);
-      done = [];
-    };
+    const done: Done[] = [];
     try {
       let started = 0;
-      while (this.waiting.length > 0 && started < MAX_GROUP) {
-        const job = this.waiting.shift() as BatchJob;
-        started++;
-        const first = !this.writer.inTransaction;
-        try {
-          this.writer.exec(first ? 'BEGIN IMMEDIATE' : 'SAVEPOINT batch');
-        } catch (err) {
-          job.reject(translate(err));
-          continue;
+      for (;;) {
+        while (this.waiting.length > 0 && started < MAX_GROUP) {
+          started++;
+          await this.runInGroup(this.waiting.shift() as BatchJob, done);
         }
-        try {
-          const value = await job.work(this.writeSql);
-          if (!first) this.writer.exec('RELEASE batch');
-          done.push({ job, value });
-        } catch (err) {
-          if (this.writer.inTransaction) {
-            if (first) {
-              this.writer.exec('ROLLBACK');
-            } else {
-              this.writer.exec('ROLLBACK TO batch');
-              this.writer.exec('RELEASE batch');
-            }
-          } else {
-            // SQLite rolled the whole transaction back (a full disk, say): the batches before it are gone too.
-            failAll(translate(err));
-          }
-          job.reject(translate(err));
-        }
+        if (!this.writer.inTransaction || started >= MAX_GROUP) break;
+        // Before the commit, one turn of the event loop: requests that arrived while this group ran
+        // are read and join it. The commit waits for the disk on this thread, so with eight clients
+        // sending one-user batches, groups of about four became about eight and the commits (an
+        // fsync each) per batch halved. A lone batch waits one turn longer, a few microseconds.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.waiting.length === 0) break;
       }
       if (this.writer.inTransaction) {
         try {
@@ -269,13 +255,42 @@ export class SqliteDriver implements Driver {
           this.options.onCommit?.(secondsSince(started));
         } catch (err) {
           if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
-          failAll(translate(err));
+          for (const { job } of done.splice(0)) job.reject(translate(err));
         }
       }
       for (const { job, value } of done) job.resolve(value);
     } finally {
       this.committing = false;
       if (this.waiting.length > 0) void this.queue.run(() => this.commitGroup());
+    }
+  }
+
+  /** One batch of a group: the first opens the transaction, each later one runs in a savepoint. Its outcome waits in `done` for the commit. */
+  private async runInGroup(job: BatchJob, done: Done[]): Promise<void> {
+    const first = !this.writer.inTransaction;
+    try {
+      this.writer.exec(first ? 'BEGIN IMMEDIATE' : 'SAVEPOINT batch');
+    } catch (err) {
+      job.reject(translate(err));
+      return;
+    }
+    try {
+      const value = await job.work(this.writeSql);
+      if (!first) this.writer.exec('RELEASE batch');
+      done.push({ job, value });
+    } catch (err) {
+      if (this.writer.inTransaction) {
+        if (first) {
+          this.writer.exec('ROLLBACK');
+        } else {
+          this.writer.exec('ROLLBACK TO batch');
+          this.writer.exec('RELEASE batch');
+        }
+      } else {
+        // SQLite rolled the whole transaction back (a full disk, say): the batches before it are gone too.
+        for (const earlier of done.splice(0)) earlier.job.reject(translate(err));
+      }
+      job.reject(translate(err));
     }
   }
 
