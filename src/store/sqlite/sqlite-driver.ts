@@ -100,6 +100,11 @@ interface Done {
   value: unknown;
 }
 
+/** The group's batches so far are lost with its transaction: each is refused with the same error. */
+function rejectAll(done: Done[], err: unknown): void {
+  for (const { job } of done.splice(0)) job.reject(err);
+}
+
 /**
  * One writer connection (batches and other writes, serialised in-process by a queue and across
  * processes by BEGIN IMMEDIATE) and one reader connection, so reads never see a batch half-way.
@@ -255,7 +260,7 @@ export class SqliteDriver implements Driver {
           this.options.onCommit?.(secondsSince(started));
         } catch (err) {
           if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
-          for (const { job } of done.splice(0)) job.reject(translate(err));
+          rejectAll(done, translate(err));
         }
       }
       for (const { job, value } of done) job.resolve(value);
@@ -279,6 +284,7 @@ export class SqliteDriver implements Driver {
       if (!first) this.writer.exec('RELEASE batch');
       done.push({ job, value });
     } catch (err) {
+      const failure = translate(err);
       if (this.writer.inTransaction) {
         if (first) {
           this.writer.exec('ROLLBACK');
@@ -288,9 +294,9 @@ export class SqliteDriver implements Driver {
         }
       } else {
         // SQLite rolled the whole transaction back (a full disk, say): the batches before it are gone too.
-        for (const earlier of done.splice(0)) earlier.job.reject(translate(err));
+        rejectAll(done, failure);
       }
-      job.reject(translate(err));
+      job.reject(failure);
     }
   }
 
